@@ -1,0 +1,59 @@
+"""The ``mmla`` command.
+
+Each subpackage owns its subcommands through a ``register(subparsers)`` function,
+so this entry point knows none of them by name beyond the list below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Modules that contribute subcommands; each exposes register(subparsers).
+COMMAND_MODULES = (
+    "mmla.loaders.cli",  # mmla data build|sample|info
+    "mmla.eval.commands",  # mmla eval, mmla report
+    "mmla.training.commands",  # mmla train (wraps training/sft.py)
+    "mmla.hub_cards.cli",  # mmla push, mmla leaderboard, mmla card
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmla", description="Multimodal language analysis with LLMs (MMLA).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+        # Expected user errors: one clear line, no traceback (use -v for it).
+        if args.verbose:
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"mmla {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
