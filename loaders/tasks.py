@@ -63,6 +63,12 @@ class TaskSpec:
     homepage: str = ""
     aliases: Mapping[str, str] = field(default_factory=dict)
     """Alternative spellings (lower-case) -> canonical label."""
+    release_dir: str = ""
+    """Folder of the corpus in the Hub release ``THUIAR/MMLA-Datasets`` (defaults to ``release_name``)."""
+
+    def __post_init__(self) -> None:
+        if not self.release_dir:
+            object.__setattr__(self, "release_dir", self.release_name)
 
     @property
     def num_labels(self) -> int:
@@ -230,13 +236,13 @@ _TASK_LIST = [
     TaskSpec(
         key="chsims2", dataset="CH-SIMS v2.0", dimension="sentiment", labels=("positive", "neutral", "negative"),
         splits=_splits(2722, 647, 1034), language="zh", source="films/TV",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["chsims2"], release_name="Ch-sims2",
+        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["chsims2"], release_name="Ch-sims", release_dir="CH-SIMSv2.0",
         homepage="https://github.com/thuiar/ch-sims-v2",
     ),
     TaskSpec(
         key="urfunny2", dataset="UR-FUNNY-v2", dimension="speaking_style", labels=("humorous", "serious"),
         splits=_splits(7612, 980, 994), language="en", source="TED",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["urfunny2"], release_name="UR-FUNNY",
+        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["urfunny2"], release_name="UR-FUNNY", release_dir="UR-FUNNY-v2",
         homepage="https://github.com/ROC-HCI/UR-FUNNY", aliases={"humor": "humorous", "funny": "humorous"},
     ),
     TaskSpec(
@@ -249,14 +255,14 @@ _TASK_LIST = [
         key="annomi_client", dataset="Anno-MI (client)", dimension="communication_behavior",
         labels=("change", "neutral", "sustain"),
         splits=_splits(3123, 461, 1129), language="en", source="YouTube/Vimeo",
-        video=_ANNOMI_POLICY, citation=_CITATIONS["annomi"], release_name="Anno-MI-client",
+        video=_ANNOMI_POLICY, citation=_CITATIONS["annomi"], release_name="AnnoMi-client",
         homepage="https://github.com/uccollab/AnnoMI",
     ),
     TaskSpec(
         key="annomi_therapist", dataset="Anno-MI (therapist)", dimension="communication_behavior",
         labels=("question", "therapist_input", "reflection", "other"),
         splits=_splits(3161, 472, 1140), language="en", source="YouTube/Vimeo",
-        video=_ANNOMI_POLICY, citation=_CITATIONS["annomi"], release_name="Anno-MI-therapist",
+        video=_ANNOMI_POLICY, citation=_CITATIONS["annomi"], release_name="AnnoMi-therapist",
         homepage="https://github.com/uccollab/AnnoMI",
         aliases={"input": "therapist_input", "therapist input": "therapist_input", "others": "other"},
     ),

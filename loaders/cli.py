@@ -1,0 +1,88 @@
+"""``mmla data build | sample | info | fetch``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _build(args: argparse.Namespace) -> int:
+    from mmla.loaders.build import build_dataset
+
+    stats = build_dataset(args.task, args.source, args.out, videos=args.videos, text_only=args.text_only,
+                          skip_bad=args.skip_bad)  # fmt: skip
+    for split, s in stats["splits"].items():
+        print(f"{stats['config']}/{split}: {s['num_rows']} rows, {len(s['labels'])} labels")
+    if stats["skipped"]:
+        print(f"skipped {stats['skipped']} bad rows: see {Path(args.out) / 'skipped.jsonl'}")
+    print(f"wrote {args.out} (datasets.load_dataset({str(args.out)!r}, {stats['config']!r}))")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from mmla.loaders.sample import MANUAL_DIRNAME, write_sample_release
+
+    root = write_sample_release(args.out, tasks=args.tasks, per_class=args.per_class, seed=args.seed)
+    print(f"release: {root}\nvideos of restricted corpora: {Path(args.out) / MANUAL_DIRNAME}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from mmla.loaders.tasks import resolve_tasks
+
+    rows = []
+    for t in resolve_tasks(args.tasks):
+        rows.append({"task": t.key, "dataset": t.dataset, "dimension": t.dimension, "labels": list(t.labels),
+                     "splits": dict(t.splits), "video_redistributable": t.video.redistributable,
+                     "license": t.video.license, "release_dir": t.release_dir})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        for r in rows:
+            video = "video" if r["video_redistributable"] else "text only (videos: manual)"
+            print(f"{r['task']:17s} {r['dataset']:20s} {r['dimension']:23s} {len(r['labels']):2d} labels  {video}")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from mmla.loaders.fetch import fetch_release
+    from mmla.loaders.tasks import resolve_tasks
+
+    for t in resolve_tasks(args.tasks):
+        root = fetch_release(t, args.out, text_only=args.text_only, revision=args.revision)
+        print(f"{t.key}: {root / t.release_dir}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="build, sample, fetch and describe MMLA datasets")
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    b = sub.add_parser("build", help="build a dataset repository (Parquet + card) from a source folder")
+    b.add_argument("task")
+    b.add_argument("--source", required=True, help="MMLA release, LLaMA-Factory JSON or JSONL/CSV folder")
+    b.add_argument("--videos", help="folder of clips (required for restricted corpora unless --text-only)")
+    b.add_argument("--text-only", action="store_true", help="no video column (config <task>_text)")
+    b.add_argument("--skip-bad", action="store_true", help="skip bad rows and write skipped.jsonl instead of failing")
+    b.add_argument("--out", required=True)
+    b.set_defaults(func=_build)
+
+    s = sub.add_parser("sample", help="write tiny synthetic releases with real mp4 clips")
+    s.add_argument("--out", required=True)
+    s.add_argument("--tasks", default=None, help="'all' (default), a dimension, or t1,t2")
+    s.add_argument("--per-class", type=int, default=2)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_sample)
+
+    i = sub.add_parser("info", help="list tasks, labels, sizes and video licenses")
+    i.add_argument("--tasks", default=None)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_info)
+
+    f = sub.add_parser("fetch", help="download a corpus from THUIAR/MMLA-Datasets (videos only if redistributable)")
+    f.add_argument("tasks")
+    f.add_argument("--out", default=None, help="local folder (default: the Hub cache)")
+    f.add_argument("--text-only", action="store_true")
+    f.add_argument("--revision", default=None)
+    f.set_defaults(func=_fetch)
