@@ -1,0 +1,355 @@
+"""A small in-memory Hugging Face Hub over HTTP on 127.0.0.1, for offline push tests.
+
+The real ``huggingface_hub`` client talks to it (``HfApi(endpoint=hub.url)`` or ``HF_ENDPOINT``), so the
+tests exercise the actual requests: repo creation, branch creation, tree listing, file resolve, YAML
+validation, preupload, the Git LFS batch API and the NDJSON commit. Every request is recorded, and
+commits can be made to fail (HTTP 500 or a dropped connection) to test retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import yaml
+
+LFS_SUFFIXES = (".parquet", ".safetensors", ".bin", ".mp4")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+    authorization: str | None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def ndjson(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.body.splitlines() if line.strip()]
+
+
+@dataclass
+class Repo:
+    repo_type: str
+    repo_id: str
+    private: bool = False
+    branches: dict[str, dict[str, bytes]] = field(default_factory=lambda: {"main": {}})
+    shas: dict[str, str] = field(default_factory=lambda: {"main": "0" * 40})
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    prs: int = 0
+
+
+class FakeHub:
+    """State + request log. ``fail_commits`` is a queue of failure modes ("500" or "drop") for the next commits."""
+
+    def __init__(self) -> None:
+        self.repos: dict[tuple[str, str], Repo] = {}
+        self.requests: list[Request] = []
+        self.fail_commits: list[str] = []
+        self.lfs_store: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+        self.url = ""
+
+    # -- helpers for tests -------------------------------------------------------------------------
+    def add_repo(self, repo_id: str, repo_type: str = "model", files: dict[str, bytes] | None = None) -> Repo:
+        repo = Repo(repo_type, repo_id)
+        repo.branches["main"] = dict(files or {})
+        self.repos[(repo_type, repo_id)] = repo
+        return repo
+
+    def files(self, repo_id: str, repo_type: str = "model", branch: str = "main") -> dict[str, bytes]:
+        return self.repos[(repo_type, repo_id)].branches[branch]
+
+    def calls(self, method: str | None = None, pattern: str = "") -> list[Request]:
+        return [r for r in self.requests if (method is None or r.method == method) and re.search(pattern, r.path)]
+
+    def commit_requests(self) -> list[Request]:
+        return self.calls("POST", r"/commit/")
+
+
+_REPO = r"/api/(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)"
+
+
+def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # keep pytest output clean
+            pass
+
+        # -- plumbing ------------------------------------------------------------------------------
+        def _send(self, status: int, payload: Any = None, *, headers: dict[str, str] | None = None) -> None:
+            body = b"" if payload is None else payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            if not isinstance(payload, bytes):
+                self.send_header("Content-Type", "application/json")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _error(self, status: int, code: str, message: str) -> None:
+            self._send(status, {"error": message}, headers={"X-Error-Code": code, "X-Error-Message": message})
+
+        def _read(self) -> Request:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            parsed = urllib.parse.urlsplit(self.path)
+            req = Request(
+                self.command,
+                urllib.parse.unquote(parsed.path),
+                urllib.parse.parse_qs(parsed.query),
+                body,
+                self.headers.get("Authorization"),
+            )
+            with hub.lock:
+                hub.requests.append(req)
+            return req
+
+        def _repo(self, repo_type: str, repo_id: str) -> Repo | None:
+            repo = hub.repos.get((repo_type, repo_id))
+            if repo is None:
+                self._error(404, "RepoNotFound", f"Repository Not Found for url: {self.path}.")
+            return repo
+
+        def _branch(self, repo: Repo, rev: str) -> dict[str, bytes] | None:
+            files = repo.branches.get(urllib.parse.unquote(rev))
+            if files is None:
+                self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            return files
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        # -- GET -----------------------------------------------------------------------------------
+        def do_GET(self) -> None:
+            req = self._read()
+            path = req.path
+            if m := re.fullmatch(_REPO + r"/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?", path):
+                repo = self._repo(m["type"], m["repo"])
+                if repo is None or (files := self._branch(repo, m["rev"])) is None:
+                    return
+                sub = (m["sub"] or "").strip("/")
+                entries = [
+                    {"type": "file", "path": p, "size": len(c), "oid": hashlib.sha1(c).hexdigest()}
+                    for p, c in sorted(files.items())
+                    if not sub or p.startswith(sub + "/")
+                ]
+                if sub and not entries:
+                    self._error(404, "EntryNotFound", f"{sub} does not exist on {m['rev']}")
+                    return
+                self._send(200, entries)
+            elif m := re.fullmatch(_REPO + r"(?:/revision/(?P<rev>[^/]+))?", path):
+                repo = self._repo(m["type"], m["repo"])
+                rev = m["rev"] or "main"
+                if repo is None or (files := self._branch(repo, rev)) is None:
+                    return
+                self._send(
+                    200,
+                    {
+                        "id": repo.repo_id,
+                        "sha": repo.shas.get(rev, "0" * 40),
+                        "private": repo.private,
+                        "siblings": [{"rfilename": p} for p in sorted(files)],
+                    },
+                )
+            elif m := re.fullmatch(
+                r"/(?:(?P<type>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)", path
+            ):
+                repo_type = (m["type"] or "models")[:-1]
+                repo = self._repo(repo_type, m["repo"])
+                if repo is None or (files := self._branch(repo, m["rev"])) is None:
+                    return
+                if m["file"] not in files:
+                    self._error(404, "EntryNotFound", f"{m['file']} does not exist")
+                    return
+                content = files[m["file"]]
+                etag = f'"{hashlib.sha256(content).hexdigest()}"'
+                self._send(
+                    200,
+                    content,
+                    headers={"ETag": etag, "X-Repo-Commit": repo.shas.get(m["rev"], "0" * 40), "Accept-Ranges": "none"},
+                )
+            else:
+                self._error(404, "NotFound", f"unhandled GET {path}")
+
+        # -- PUT (LFS object upload) ---------------------------------------------------------------
+        def do_PUT(self) -> None:
+            req = self._read()
+            if m := re.fullmatch(r"/lfs-upload/(?P<oid>[0-9a-f]{64})", req.path):
+                if hashlib.sha256(req.body).hexdigest() != m["oid"]:
+                    self._error(400, "BadRequest", "sha256 mismatch")
+                    return
+                hub.lfs_store[m["oid"]] = req.body
+                self._send(200, {})
+            else:
+                self._error(404, "NotFound", f"unhandled PUT {req.path}")
+
+        # -- POST ----------------------------------------------------------------------------------
+        def do_POST(self) -> None:
+            req = self._read()
+            path = req.path
+            if path == "/api/repos/create":
+                body = req.json()
+                repo_type = body.get("type") or "model"
+                repo_id = f"{body.get('organization') or 'user'}/{body['name']}"
+                prefix = "" if repo_type == "model" else f"{repo_type}s/"
+                if (repo_type, repo_id) in hub.repos:
+                    self._send(
+                        409,
+                        {"error": "You already created this repo", "url": f"{hub.url}/{prefix}{repo_id}"},
+                        headers={"X-Error-Code": "RepoExists"},
+                    )
+                    return
+                repo = hub.add_repo(repo_id, repo_type)
+                repo.private = body.get("visibility") == "private" or bool(body.get("private"))
+                self._send(200, {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id, "id": repo_id})
+            elif path == "/api/validate-yaml":
+                body = req.json()
+                content = body.get("content", "")
+                match = re.match(r"^---\s*\n(.*?)\n---\s*\n", content, flags=re.S)
+                try:
+                    meta = yaml.safe_load(match.group(1)) if match else {}
+                except yaml.YAMLError as err:
+                    self._send(400, {"error": f"Invalid YAML: {err}"})
+                    return
+                if meta is not None and not isinstance(meta, dict):
+                    self._send(400, {"error": "YAML metadata must be a mapping"})
+                    return
+                self._send(200, {"errors": [], "warnings": []})
+            elif m := re.fullmatch(_REPO + r"/branch/(?P<branch>.+)", path):
+                repo = self._repo(m["type"], m["repo"])
+                if repo is None:
+                    return
+                branch = m["branch"]
+                if branch in repo.branches:
+                    self._error(409, "BranchExists", "Reference already exists")
+                    return
+                repo.branches[branch] = dict(repo.branches["main"])
+                self._send(200, {})
+            elif m := re.fullmatch(_REPO + r"/preupload/(?P<rev>.+)", path):
+                if self._repo(m["type"], m["repo"]) is None:
+                    return
+                files = req.json()["files"]
+                self._send(
+                    200,
+                    {
+                        "files": [
+                            {
+                                "path": f["path"],
+                                "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                                "shouldIgnore": False,
+                            }
+                            for f in files
+                        ]
+                    },
+                )
+            elif re.fullmatch(r"/(?:datasets/|spaces/)?[^/]+/[^/]+\.git/info/lfs/objects/batch", path):
+                objects = req.json()["objects"]
+                self._send(
+                    200,
+                    {
+                        "transfer": "basic",
+                        "objects": [
+                            {
+                                "oid": o["oid"],
+                                "size": o["size"],
+                                "authenticated": True,
+                                **(
+                                    {}
+                                    if o["oid"] in hub.lfs_store
+                                    else {"actions": {"upload": {"href": f"{hub.url}/lfs-upload/{o['oid']}"}}}
+                                ),
+                            }
+                            for o in objects
+                        ],
+                    },
+                    headers={"Content-Type": "application/vnd.git-lfs+json"},
+                )
+            elif m := re.fullmatch(_REPO + r"/commit/(?P<rev>.+)", path):
+                self._commit(req, m["type"], m["repo"], urllib.parse.unquote(m["rev"]))
+            else:
+                self._error(404, "NotFound", f"unhandled POST {path}")
+
+        def _commit(self, req: Request, repo_type: str, repo_id: str, rev: str) -> None:
+            with hub.lock:
+                failure = hub.fail_commits.pop(0) if hub.fail_commits else None
+            if failure == "drop":
+                self.close_connection = True
+                self.connection.shutdown(2)  # no response at all: the client sees a dropped connection
+                return
+            if failure is not None:
+                self._error(int(failure), "ServerError", "Internal Error - We're working hard to fix this")
+                return
+            repo = self._repo(repo_type, repo_id)
+            if repo is None:
+                return
+            create_pr = req.query.get("create_pr") == ["1"]
+            if rev not in repo.branches:
+                self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+                return
+            files = dict(repo.branches[rev])
+            header: dict[str, Any] = {}
+            for line in req.ndjson():
+                key, value = line["key"], line["value"]
+                if key == "header":
+                    header = value
+                elif key == "file":
+                    files[value["path"]] = base64.b64decode(value["content"])
+                elif key == "lfsFile":
+                    if value["oid"] not in hub.lfs_store:
+                        self._error(422, "LfsMissing", f"LFS object {value['oid']} was not uploaded")
+                        return
+                    files[value["path"]] = hub.lfs_store[value["oid"]]
+                elif key == "deletedFile":
+                    files.pop(value["path"], None)
+                elif key == "deletedFolder":
+                    files = {p: c for p, c in files.items() if not p.startswith(value["path"].rstrip("/") + "/")}
+            sha = hashlib.sha1(
+                json.dumps(sorted((p, hashlib.sha1(c).hexdigest()) for p, c in files.items())).encode()
+            ).hexdigest()
+            prefix = "" if repo_type == "model" else f"{repo_type}s/"
+            payload: dict[str, Any] = {"commitOid": sha, "commitUrl": f"{hub.url}/{prefix}{repo_id}/commit/{sha}"}
+            if create_pr:
+                repo.prs += 1
+                branch = f"refs/pr/{repo.prs}"
+                payload["pullRequestUrl"] = f"{hub.url}/{prefix}{repo_id}/discussions/{repo.prs}"
+            else:
+                branch = rev
+            repo.branches[branch] = files
+            repo.shas[branch] = sha
+            repo.commits.append({"branch": branch, "header": header, "files": sorted(files)})
+            self._send(200, payload)
+
+    return Handler
+
+
+@contextmanager
+def serve() -> Iterator[FakeHub]:
+    """Start a fake Hub on a random loopback port for the duration of the ``with`` block."""
+    hub = FakeHub()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
+    server.daemon_threads = True
+    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hub
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
