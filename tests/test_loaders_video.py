@@ -54,3 +54,45 @@ def test_undecodable_and_missing_name_the_file(tmp_path):
         sample_frames(tmp_path / "nope.mp4")
     with pytest.raises(ValueError, match="num_frames"):
         sample_frames(write_clip(tmp_path / "ok.mp4", ClipSpec(64, 48, 0.5, 8)), num_frames=0)
+
+
+@pytest.fixture(scope="module")
+def multi_gop_clip(tmp_path_factory):
+    """40 distinct frames with a keyframe every 6 (and B-frames), so the sorted batch must seek across GOPs."""
+    av = pytest.importorskip("av")
+    np = pytest.importorskip("numpy")
+    path = tmp_path_factory.mktemp("gop") / "gop.mp4"
+    yy, xx = np.mgrid[0:48, 0:64]
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "18", "g": "6", "bf": "2", "sc_threshold": "0"}
+        for i in range(40):
+            img = np.stack([(xx * 4 + i * 6) % 256, (yy * 5 + i * 3) % 256, np.full_like(xx, i * 6)], -1)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")))
+        c.mux(s.encode())
+    with av.open(str(path)) as c:
+        keyframes = sum(p.is_keyframe for p in c.demux(c.streams.video[0]) if p.size)
+    assert keyframes >= 6
+    return path
+
+
+def test_batch_decode_across_gops_returns_the_exact_frames(multi_gop_clip):
+    out = sample_frames(multi_gop_clip, num_frames=9, return_metadata=True)
+    every = open_video(multi_gop_clip).get_frames_in_range(0, out.total_frames)  # plain sequential decode
+    assert out.total_frames == 40 and out.indices == torch.linspace(0, 39, 9).round().long().tolist()
+    assert torch.equal(out.frames, every.data[out.indices])
+    assert out.timestamps == every.pts_seconds[out.indices].tolist()
+
+
+def test_uint8_resize_matches_float_reference():
+    from mmla.loaders.video import _resize
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (3, 90, 160, 3), dtype=torch.uint8, generator=g).permute(
+        0, 3, 1, 2
+    )  # like torchcodec
+    fast, ref = _resize(frames, (45, 80)), _resize(frames.float(), (45, 80))
+    assert fast.dtype == ref.dtype == torch.uint8 and fast.shape == ref.shape == (3, 3, 45, 80)
+    assert (fast.int() - ref.int()).abs().max() <= 1
+    assert _resize(frames, (90, 160)) is frames  # same size: untouched
