@@ -50,12 +50,12 @@ class ModelAdapter:
 
     # -- text -----------------------------------------------------------------------------------------
     def _check_template(self) -> None:
-        if self.use_chat_template and not getattr(self.processor, "chat_template", None):
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise ValueError(
-                    f"model {self.model_id!r} has no chat template; pass --no-chat-template "
-                    "(use_chat_template=False) to feed the raw prompt instead"
-                )
+        has = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
+        if self.use_chat_template and not has:
+            raise ValueError(
+                f"model {self.model_id!r} has no chat template; pass --no-chat-template "
+                "(use_chat_template=False) to feed the raw prompt instead"
+            )
 
     def prompt_text(self, messages: Messages, *, add_generation_prompt: bool = True) -> str:
         """The exact string the model sees (chat template applied, or the raw prompt)."""
@@ -126,6 +126,6 @@ class VisionLanguageAdapter(ModelAdapter):
         flat = [v for clips in videos or [] for v in clips]
         kwargs: dict[str, Any] = {"padding": True, "padding_side": padding_side, "return_tensors": "pt"}
         if flat:
-            kwargs["videos"] = [{"path": v} if isinstance(v, str) else v for v in flat] if False else flat
+            kwargs["videos"] = flat
             kwargs.update(self._processor_video_kwargs(flat))
         return self.processor(text=texts, **kwargs)

@@ -1,0 +1,53 @@
+"""MiniCPM-V-2.6 (remote code): a video is shown as a sequence of frame images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from transformers import BatchEncoding
+
+from mmla.eval.adapters.base import Messages, VideoInput, VisionLanguageAdapter
+
+IMAGE_PLACEHOLDER = "(<image>./</image>)"
+
+
+class MiniCPMVAdapter(VisionLanguageAdapter):
+    """MiniCPM-V's own processor takes images, so each clip becomes its frames, one placeholder each.
+
+    This mirrors the model card's video recipe (frames as a list of images, ``use_image_id=False``).
+    """
+
+    model_types: ClassVar[tuple[str, ...]] = ("minicpmv",)
+    requires_remote_code: ClassVar[bool] = True
+
+    def build_inputs(
+        self,
+        messages_list: Sequence[Messages],
+        videos: Sequence[Sequence[VideoInput]] | None = None,
+        *,
+        add_generation_prompt: bool = True,
+        padding_side: str = "left",
+    ) -> BatchEncoding:
+        from PIL import Image
+
+        texts: list[str] = []
+        images: list[list[Any]] = []
+        for i, messages in enumerate(messages_list):
+            clips = list(videos[i]) if videos else []
+            frames = []
+            for clip in clips:
+                if not isinstance(clip, torch.Tensor):
+                    raise ValueError("MiniCPM-V needs decoded frames (run with --num-frames/--fps)")
+                frames.extend(Image.fromarray(f.permute(1, 2, 0).numpy()) for f in clip)
+            text = self.prompt_text(messages, add_generation_prompt=add_generation_prompt)
+            # One image placeholder per frame where the chat had one video block per clip.
+            text = text.replace("<video>", IMAGE_PLACEHOLDER * (len(frames) // max(len(clips), 1)))
+            texts.append(text)
+            images.append(frames)
+        kwargs: dict[str, Any] = {"return_tensors": "pt"}
+        if any(images):
+            kwargs.update(images=images, use_image_id=False, max_slice_nums=1)
+        self.tokenizer.padding_side = padding_side
+        return self.processor(text=texts, **kwargs)

@@ -1,0 +1,106 @@
+"""``mmla eval`` and ``mmla report``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ev = subparsers.add_parser("eval", help="zero-shot evaluation of a model on MMLA tasks")
+    ev.add_argument("--model", default=None, help="Hub id, local folder or .gguf file (default: embedded smollm2)")
+    ev.add_argument("--tasks", default="all", help="all, a dimension, or comma-separated task keys")
+    ev.add_argument("--data", default=None, help="release folder, folder of per-task folders, or Hub repo id")
+    ev.add_argument("--videos", default=None, help="folder of clips of restricted corpora (IEMOCAP, MOSI, Anno-MI)")
+    ev.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    ev.add_argument("--mode", default="generate", choices=["generate", "rank"])
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--limit", type=int, default=None, help="first N samples of each task")
+    ev.add_argument("--output", default="mmla_eval", help="output folder (results.json, predictions/)")
+    ev.add_argument("--text-only", action="store_true", help="never show videos (default for text LLMs)")
+    ev.add_argument("--num-frames", type=int, default=8, help="frames sampled per clip (MLLMs)")
+    ev.add_argument("--fps", type=float, default=None, help="sample frames at this rate instead of --num-frames")
+    ev.add_argument("--trust-remote-code", action="store_true", help="allow modelling code from the model repo")
+    ev.add_argument("--adapter", default=None, help="PEFT adapter folder applied to --model")
+    ev.add_argument("--gguf-file", default=None, help="GGUF file name inside --model")
+    ev.add_argument("--dtype", default="auto", help="auto, bfloat16, float16, float32")
+    ev.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: the accelerate device)")
+    ev.add_argument("--attn-implementation", default=None, help="sdpa, eager, flash_attention_2 ...")
+    ev.add_argument("--max-new-tokens", type=int, default=16)
+    ev.add_argument("--prompt-style", default="mmla", choices=["mmla", "mmla_text"])
+    ev.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt (models without template)")
+    ev.add_argument("--upstream-metrics", action="store_true", help="upstream script's macro averages (no labels=)")
+    ev.add_argument("--skip-bad", action="store_true", help="skip (and record) samples whose video fails to decode")
+    ev.add_argument("--plots", action="store_true", help="also write PNG plots next to results.json")
+    ev.set_defaults(func=run_eval)
+
+    rp = subparsers.add_parser("report", help="tables, paper comparison and plots from results.json files")
+    rp.add_argument("dirs", nargs="+", help="evaluation output folders (or results.json files)")
+    rp.add_argument("--plots", action="store_true", help="write PNG plots")
+    rp.add_argument("--output", default=None, help="where to write report.md and plots (default: first dir)")
+    rp.set_defaults(func=run_report)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from mmla.eval.adapters import load_model
+    from mmla.eval.report import format_results, write_plots
+    from mmla.eval.runner import evaluate_tasks
+    from mmla.loaders.tasks import resolve_tasks
+
+    tasks = resolve_tasks(args.tasks)  # unknown task -> KeyError with a hint, before loading the model
+    video_kwargs = {"fps": args.fps} if args.fps else {"num_frames": args.num_frames}
+    adapter = load_model(
+        args.model,
+        adapter=args.adapter,
+        gguf_file=args.gguf_file,
+        dtype=args.dtype,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        attn_implementation=args.attn_implementation,
+        use_chat_template=not args.no_chat_template,
+        video_kwargs=video_kwargs,
+    )
+    results = evaluate_tasks(
+        adapter,
+        tasks,
+        args.data,
+        args.split,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        output_dir=args.output,
+        text_only=True if args.text_only else None,
+        videos=args.videos,
+        num_frames=args.num_frames,
+        fps=args.fps,
+        prompt_style=args.prompt_style,
+        max_new_tokens=args.max_new_tokens,
+        skip_bad=args.skip_bad,
+        upstream_metrics=args.upstream_metrics,
+        base_model=adapter.model_id if args.adapter else None,
+        adapter_path=args.adapter,
+        method="zero-shot" if args.adapter is None else "sft",
+    )
+    print(format_results(results))
+    if args.plots:
+        for p in write_plots(results, Path(args.output)):
+            print(f"wrote {p}")
+    print(f"results: {Path(args.output) / 'results.json'}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from mmla.eval.report import load_results, write_plots, write_report
+
+    runs = [load_results(d) for d in args.dirs]
+    out = Path(args.output or (args.dirs[0] if Path(args.dirs[0]).is_dir() else Path(args.dirs[0]).parent))
+    text = write_report(runs, out)
+    print(text)
+    if args.plots:
+        for res in runs:
+            for p in write_plots(res, out):
+                print(f"wrote {p}")
+    return 0

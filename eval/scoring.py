@@ -1,0 +1,160 @@
+"""The two scoring modes on one batch: greedy ``generate`` and log-likelihood ``rank``.
+
+``rank`` follows lm-evaluation-harness' multiple choice: the score of a label is the
+sum of the log-probabilities of its target ``"<dimension>: <label>"`` after the
+prompt. The prompt (and the target tokens all labels share, e.g. ``"intent:"``) is
+run once per sample; its KV cache is expanded across the labels and only the
+label-specific tokens are run again.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+from transformers import BatchEncoding
+
+from mmla.eval.adapters.base import ModelAdapter
+
+__all__ = ["candidate_token_ids", "generate_answers", "rank_scores", "rank_scores_full"]
+
+
+def candidate_token_ids(adapter: ModelAdapter, targets: Sequence[str]) -> list[list[int]]:
+    """Token ids of each candidate continuation, as the model would emit them after the prompt."""
+    ids = [adapter.tokenizer(t, add_special_tokens=False)["input_ids"] for t in targets]
+    if any(len(i) == 0 for i in ids):
+        raise ValueError("a candidate answer tokenizes to nothing")
+    return ids
+
+
+@torch.inference_mode()
+def generate_answers(adapter: ModelAdapter, inputs: BatchEncoding, *, max_new_tokens: int = 16) -> list[str]:
+    """Greedy decoding (deterministic) of a left-padded batch; returns only the new text."""
+    inputs = inputs.to(adapter.device)
+    out = adapter.model.generate(
+        **inputs,
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=adapter.pad_token_id,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+    )
+    return adapter.decode(out[:, inputs["input_ids"].shape[1] :])
+
+
+def _cache_kw(model: torch.nn.Module, cache: object) -> dict[str, object]:
+    """transformers >= 5.24 names the argument ``cache``; older and remote-code models ``past_key_values``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"cache": cache} if "cache" in inspect.signature(base.forward).parameters else {"past_key_values": cache}
+
+
+def _common_prefix(cands: Sequence[Sequence[int]]) -> int:
+    n = min(len(c) for c in cands) - 1  # keep >= 1 label-specific token per candidate
+    k = 0
+    while k < n and all(c[k] == cands[0][k] for c in cands):
+        k += 1
+    return k
+
+
+def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) for each position, in float32, without materialising a float copy of all logits at once."""
+    out = torch.empty(targets.shape, dtype=torch.float32, device=logits.device)
+    flat_logits, flat_t, flat_out = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), out.view(-1)
+    step = max(1, (1 << 26) // logits.shape[-1])
+    for s in range(0, flat_t.numel(), step):
+        chunk = flat_logits[s : s + step].float()
+        flat_out[s : s + step] = chunk.gather(-1, flat_t[s : s + step, None])[:, 0] - chunk.logsumexp(-1)
+    return out
+
+
+@torch.inference_mode()
+def rank_scores(
+    adapter: ModelAdapter, inputs: BatchEncoding, candidates: Sequence[Sequence[int]], *, max_rows: int = 1024
+) -> torch.Tensor:
+    """Sum of log-probs of each candidate after each prompt, shape ``(batch, num_candidates)``.
+
+    ``inputs`` must be left-padded prompts (``add_generation_prompt=True``). The label-specific tokens
+    run for at most ``max_rows`` (sample, label) pairs at a time, bounding the expanded cache's memory.
+    """
+    if not adapter.shares_prompt_cache:
+        return rank_scores_full(adapter, inputs, candidates)
+    model, dev = adapter.model, adapter.device
+    ids, mask = inputs["input_ids"].to(dev), inputs["attention_mask"].to(dev)
+    bsz, n_cand = ids.shape[0], len(candidates)
+    k = _common_prefix(candidates)
+    shared = torch.tensor(list(candidates[0][:k]), dtype=ids.dtype, device=dev)
+    if k:
+        ids = torch.cat([ids, shared.expand(bsz, k)], 1)
+        mask = torch.cat([mask, mask.new_ones(bsz, k)], 1)
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=k + 1)
+    logits = out.logits  # (B, k+1, V): position j predicts shared[j]; the last one the first label token
+    score = _token_logprobs(logits[:, :k], shared.expand(bsz, k)).sum(-1) if k else ids.new_zeros(bsz).float()
+    suffixes = [list(c[k:]) for c in candidates]
+    first = torch.tensor([s[0] for s in suffixes], device=dev)
+    scores = score[:, None] + _token_logprobs(logits[:, -1:].expand(bsz, n_cand, -1), first.expand(bsz, n_cand))
+    m = max(len(s) for s in suffixes)
+    if m == 1:
+        return scores.cpu()
+    # Label-specific tokens after the first: run them once per (sample, label) on the expanded prompt cache.
+    pad = adapter.pad_token_id
+    suf = torch.tensor([s + [pad] * (m - len(s)) for s in suffixes], device=dev)  # (L, m)
+    suf_mask = torch.tensor([[1] * len(s) + [0] * (m - len(s)) for s in suffixes], device=dev)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    tails = []
+    # At most `max_rows` (sample, label) rows at a time: the expanded cache is a copy per label.
+    step = max(1, max_rows // n_cand)
+    for b0 in range(0, bsz, step):
+        rows = slice(b0, min(b0 + step, bsz))
+        nb = rows.stop - rows.start
+        sub = _expand_cache(cache, rows, n_cand, whole=(nb == bsz))
+        feed = suf[:, :-1].repeat(nb, 1)  # (nb*L, m-1), row b*L + l
+        feed_mask = torch.cat([mask[rows].repeat_interleave(n_cand, 0), suf_mask[:, :-1].repeat(nb, 1)], 1)
+        feed_pos = pos[rows, -1:].repeat_interleave(n_cand, 0) + 1 + torch.arange(m - 1, device=dev)
+        out2 = model(
+            input_ids=feed, attention_mask=feed_mask, position_ids=feed_pos, use_cache=True, **_cache_kw(model, sub)
+        )
+        lp = _token_logprobs(out2.logits, suf[:, 1:].repeat(nb, 1)) * suf_mask[:, 1:].repeat(nb, 1)
+        tails.append(lp.sum(-1).view(nb, n_cand))
+        del out2, sub
+    return (scores + torch.cat(tails, 0)).cpu()
+
+
+def _expand_cache(cache: object, rows: slice, repeats: int, *, whole: bool) -> object:
+    """A cache holding ``rows`` of ``cache``, each repeated ``repeats`` times (one per candidate label)."""
+    if whole or not hasattr(cache, "layers"):
+        cache.batch_repeat_interleave(repeats)  # in place: the prompt cache is not needed afterwards
+        return cache
+    from transformers import DynamicCache
+
+    new = DynamicCache()
+    for i, layer in enumerate(cache.layers):
+        new.update(layer.keys[rows].repeat_interleave(repeats, 0), layer.values[rows].repeat_interleave(repeats, 0), i)
+    return new
+
+
+@torch.inference_mode()
+def rank_scores_full(adapter: ModelAdapter, inputs: BatchEncoding, candidates: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Reference scoring without cache sharing: one full forward of prompt + candidate per label.
+
+    Used for models whose positions are not a plain 1-D range (M-RoPE in Qwen2-VL); the
+    model computes its own positions from the attention mask. Slower, same result.
+    """
+    model, dev = adapter.model, adapter.device
+    inputs = inputs.to(dev)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    bsz, seq = ids.shape
+    cols = []
+    for cand in candidates:
+        c = torch.tensor(list(cand), dtype=ids.dtype, device=dev).expand(bsz, -1)
+        n = c.shape[1]
+        feed = dict(inputs)
+        for key, val in inputs.items():
+            if isinstance(val, torch.Tensor) and val.shape[:2] == (bsz, seq) and key != "input_ids":
+                feed[key] = torch.cat([val, (mask.new_ones if key == "attention_mask" else val.new_zeros)(bsz, n)], 1)
+        feed["input_ids"] = torch.cat([ids, c], 1)
+        logits = model(**feed, logits_to_keep=n + 1).logits[:, :-1]
+        cols.append(_token_logprobs(logits, c).sum(-1))
+    return torch.stack(cols, 1).cpu()

@@ -1,0 +1,227 @@
+"""Adapters: registry by model_type, inputs for text (and video where torchvision exists), errors, PEFT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from eval_tiny import tiny_llama, tiny_qwen2, tiny_tokenizer
+
+from mmla.eval.adapters import (
+    CausalLMAdapter,
+    adapter_for,
+    load_model,
+    resolve_model,
+)
+from mmla.eval.adapters.llava_onevision import LlavaOnevisionAdapter
+from mmla.eval.adapters.qwen2_vl import Qwen2VLAdapter
+from mmla.eval.prompts import build_messages, build_target
+from mmla.eval.scoring import candidate_token_ids, generate_answers, rank_scores, rank_scores_full
+from mmla.loaders.tasks import get_task
+
+MINTREC = get_task("mintrec")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory, tok) -> Path:
+    d = tmp_path_factory.mktemp("tiny-llama")
+    tiny_llama(len(tok)).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def _msgs(texts: list[str]) -> list[list[dict]]:
+    return [build_messages(MINTREC, t) for t in texts]
+
+
+def test_load_model_picks_causal_adapter_and_left_pads(llama_dir: Path) -> None:
+    ad = load_model(str(llama_dir), device="cpu")
+    assert type(ad) is CausalLMAdapter and not ad.is_multimodal
+    batch = ad.build_inputs(_msgs(["hi", "a much longer utterance with many more words in it"]))
+    assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][0, -1] == 1  # left padding
+    text = ad.prompt_text(_msgs(["hi"])[0])
+    assert text.startswith("<|im_start|>user\n") and text.endswith("<|im_start|>assistant\n")
+    assert "candidate labels for intent" in text
+    # training path: full conversation, no generation prompt, right padding
+    conv = [*_msgs(["hi"])[0], {"role": "assistant", "content": build_target(MINTREC, "joke")}]
+    full = ad.build_inputs([conv, _msgs(["hello there"])[0]], add_generation_prompt=False, padding_side="right")
+    assert full["attention_mask"][0, 0] == 1
+    assert "intent: joke<|im_end|>" in ad.tokenizer.decode(full["input_ids"][0])
+
+
+@pytest.mark.parametrize("factory", [tiny_llama, tiny_qwen2])
+def test_rank_with_shared_prompt_cache_equals_full_forwards(factory, tok) -> None:
+    ad = adapter_for(factory(len(tok), seed=1), tok)
+    inputs = ad.build_inputs(_msgs(["hi", "I am so sorry about that, really", "thanks"]))
+    cands = candidate_token_ids(ad, [build_target(MINTREC, lab) for lab in MINTREC.labels])
+    assert len({len(c) for c in cands}) > 1  # labels of different token lengths
+    shared = rank_scores(ad, inputs, cands)
+    full = rank_scores_full(ad, inputs, cands)
+    assert shared.shape == (3, len(MINTREC.labels))
+    torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)
+    # padding does not change a sample's scores
+    alone = rank_scores(ad, ad.build_inputs(_msgs(["hi"])), cands)
+    torch.testing.assert_close(alone[0], shared[0], atol=1e-4, rtol=1e-4)
+
+
+def test_generate_is_deterministic_and_batch_invariant(tok) -> None:
+    ad = adapter_for(tiny_llama(len(tok), seed=2), tok)
+    msgs = _msgs(["hi", "a longer sentence here to force padding"])
+    a = generate_answers(ad, ad.build_inputs(msgs), max_new_tokens=5)
+    b = generate_answers(ad, ad.build_inputs(msgs[:1]), max_new_tokens=5)
+    assert a[0] == b[0] and a == generate_answers(ad, ad.build_inputs(msgs), max_new_tokens=5)
+
+
+def test_no_chat_template_is_a_clear_error_unless_raw_prompt(tmp_path: Path) -> None:
+    tok = tiny_tokenizer(chat_template=None)
+    tiny_llama(len(tok)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    ad = load_model(str(tmp_path), device="cpu")
+    with pytest.raises(ValueError, match="no-chat-template"):
+        ad.prompt_text(_msgs(["hi"])[0])
+    raw = load_model(str(tmp_path), device="cpu", use_chat_template=False)
+    text = raw.prompt_text(_msgs(["hi"])[0])
+    assert text.startswith("You are presented with a video") and "<|im_start|>" not in text
+    assert raw.build_inputs(_msgs(["hi"]))["input_ids"].shape[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("model_type", "auto_map"),
+    [("internlm2", {"AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM"}),
+     ("minicpmv", {"AutoModel": "modeling_minicpmv.MiniCPMV"}),
+     ("brand_new_arch", {"AutoModelForCausalLM": "modeling_x.X"})],
+)  # fmt: skip
+def test_remote_code_models_need_explicit_opt_in(tmp_path: Path, model_type: str, auto_map: dict) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "auto_map": auto_map}))
+    with pytest.raises(ValueError, match="--trust-remote-code"):
+        load_model(str(tmp_path), device="cpu")
+
+
+def test_unknown_model_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(str(tmp_path / "nope"), device="cpu")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    with pytest.raises(ValueError, match="neither a causal LM"):
+        load_model(str(tmp_path), device="cpu")
+
+
+def test_default_model_resolves_to_embedded_gguf() -> None:
+    folder, gguf = resolve_model(None)
+    assert gguf == "SmolLM2-135M-Instruct.Q4_1.gguf" and (Path(folder) / gguf).is_file()
+    assert resolve_model("smollm2") == (folder, gguf)
+    assert resolve_model("/x/y/model.gguf") == ("/x/y/model.gguf", None)  # not a file: left to the loader
+    assert resolve_model("org/model", "m.gguf") == ("org/model", "m.gguf")
+
+
+def test_peft_adapter_is_applied(llama_dir: Path, tmp_path: Path, tok) -> None:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = tiny_llama(len(tok))
+    lora = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    ad = load_model(str(llama_dir), adapter=str(tmp_path / "adapter"), device="cpu")
+    assert isinstance(ad.model, PeftModel)
+    inputs = ad.build_inputs(_msgs(["hi"]))
+    cands = candidate_token_ids(ad, [build_target(MINTREC, lab) for lab in MINTREC.labels[:3]])
+    torch.testing.assert_close(rank_scores(ad, inputs, cands), rank_scores_full(ad, inputs, cands), atol=1e-4, rtol=0)
+    plain = load_model(str(llama_dir), device="cpu")
+    assert not torch.allclose(rank_scores(plain, inputs, cands), rank_scores(ad, inputs, cands))
+    with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
+        load_model(str(llama_dir), adapter=str(tmp_path), device="cpu")
+
+
+# --------------------------------------------------------------------------- multimodal families
+def _tiny_qwen2_vl(tok):
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    vid = tok.convert_tokens_to_ids("<|video|>")
+    cfg = Qwen2VLConfig(
+        text_config={"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "num_key_value_heads": 2, "rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]},
+                     "pad_token_id": 0},
+        vision_config={"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "patch_size": 14,
+                       "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+        image_token_id=vid, video_token_id=vid, vision_start_token_id=1, vision_end_token_id=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return Qwen2VLForConditionalGeneration(cfg).eval()
+
+
+def _tiny_llava_ov(tok):
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    vid = tok.convert_tokens_to_ids("<|video|>")
+    cfg = LlavaOnevisionConfig(
+        text_config={"model_type": "qwen2", "vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "pad_token_id": 0},
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+                       "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14},
+        image_token_id=vid, video_token_id=vid,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return LlavaOnevisionForConditionalGeneration(cfg).eval()
+
+
+@pytest.mark.parametrize(
+    ("factory", "cls"), [(_tiny_qwen2_vl, Qwen2VLAdapter), (_tiny_llava_ov, LlavaOnevisionAdapter)]
+)
+def test_multimodal_registry_and_text_path(factory, cls, tok) -> None:
+    ad = adapter_for(factory(tok), tok)  # a tokenizer stands in for the processor on the text path
+    assert type(ad) is cls and ad.is_multimodal and not ad.shares_prompt_cache
+    msgs = [build_messages(MINTREC, "hi", num_videos=1), build_messages(MINTREC, "hello there, friend", num_videos=1)]
+    assert "<|video|>" in ad.prompt_text(msgs[0])
+    inputs = ad.build_inputs([_msgs(["hi"])[0], _msgs(["hello there, friend"])[0]])
+    assert inputs["attention_mask"][0, 0] == 0
+    cands = candidate_token_ids(ad, [build_target(MINTREC, lab) for lab in MINTREC.labels[:4]])
+    scores = rank_scores(ad, inputs, cands)  # the full-forward path (no 1-D cache reuse)
+    assert scores.shape == (2, 4) and torch.isfinite(scores).all()
+    assert len(generate_answers(ad, inputs, max_new_tokens=3)) == 2
+
+
+def test_text_adapter_refuses_videos(tok) -> None:
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    with pytest.raises(ValueError, match="text-only"):
+        ad.build_inputs(_msgs(["hi"]), videos=[[torch.zeros(4, 3, 28, 28, dtype=torch.uint8)]])
+
+
+@pytest.mark.video_processor
+def test_qwen2_vl_video_inputs_with_frames(tok) -> None:
+    pytest.importorskip("torchvision")
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    chat = CHAT_VIDEO = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    del CHAT_VIDEO
+    t = tiny_tokenizer(chat)
+    t.add_special_tokens(
+        {"additional_special_tokens": ["<|vision_start|>", "<|video_pad|>", "<|vision_end|>", "<|image_pad|>"]}
+    )
+    proc = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=56 * 56),
+        video_processor=Qwen2VLVideoProcessor(min_pixels=28 * 28, max_pixels=56 * 56),
+        tokenizer=t,
+        chat_template=chat,
+    )
+    model = _tiny_qwen2_vl(t)
+    ad = adapter_for(model, proc)
+    frames = torch.randint(0, 255, (4, 3, 56, 56), dtype=torch.uint8)
+    msgs = [build_messages(MINTREC, "hi", num_videos=1)] * 2
+    inputs = ad.build_inputs(msgs, videos=[[frames], [frames]])
+    assert "pixel_values_videos" in inputs and inputs["video_grid_thw"].shape == (2, 3)
+
+
+def test_rank_in_chunks_of_expanded_rows_matches(tok) -> None:
+    ad = adapter_for(tiny_qwen2(len(tok), seed=3), tok)
+    inputs = ad.build_inputs(_msgs(["hi", "sorry!", "thanks a lot", "see you tomorrow then"]))
+    cands = candidate_token_ids(ad, [build_target(MINTREC, lab) for lab in MINTREC.labels])
+    torch.testing.assert_close(
+        rank_scores(ad, inputs, cands, max_rows=25), rank_scores(ad, inputs, cands), atol=1e-4, rtol=1e-4
+    )

@@ -1,0 +1,211 @@
+"""Runner: both modes agree, resume after a kill, corrupted cache lines, OOM retry, bad videos, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+from eval_tiny import rig_to_answer, tiny_llama, tiny_tokenizer
+
+from mmla.eval.adapters import adapter_for
+from mmla.eval.adapters.base import VisionLanguageAdapter
+from mmla.eval.prompts import build_target
+from mmla.eval.runner import evaluate_tasks, read_predictions
+from mmla.loaders.tasks import get_task
+
+MINTREC, MOSI = get_task("mintrec"), get_task("mosi")
+
+
+def _dataset(task, n: int, seed: int = 0) -> datasets.Dataset:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, len(task.labels), (n,), generator=g).tolist()
+    words = ["hello", "sorry", "thanks", "great", "no way", "please help", "see you", "well"]
+    texts = [" ".join(words[(i * 7 + k) % len(words)] for k in range(1 + i % 6)) for i in range(n)]
+    feats = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
+                               "label": datasets.ClassLabel(names=list(task.labels))})  # fmt: skip
+    return datasets.Dataset.from_dict(
+        {"id": [f"s{i}" for i in range(n)], "text": texts, "label": labels}, features=feats
+    )
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, datasets.Dataset]:
+    return {"mintrec": _dataset(MINTREC, 14, 0), "mosi": _dataset(MOSI, 9, 1)}
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_rank_and_generate_agree_on_a_model_rigged_to_one_label(tok, data, tmp_path: Path) -> None:
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    trigger = tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"][-1]
+    target = tok(build_target(MINTREC, "joke"), add_special_tokens=False)["input_ids"]
+    rig_to_answer(ad.model, target, trigger, tok.eos_token_id)
+    res = {}
+    for mode in ("generate", "rank"):
+        res[mode] = evaluate_tasks(ad, ["mintrec"], data, "test", mode=mode, batch_size=4,
+                                   output_dir=tmp_path / mode, show_progress=False)  # fmt: skip
+    gen, rank = (_lines(tmp_path / m / "predictions" / "mintrec.jsonl") for m in ("generate", "rank"))
+    assert [r["pred"] for r in gen] == [r["pred"] for r in rank] == ["joke"] * 14
+    assert gen[0]["raw"].strip() == "intent: joke"
+    assert set(rank[0]["scores"]) == set(MINTREC.labels) and max(rank[0]["scores"], key=rank[0]["scores"].get) == "joke"
+    assert res["generate"]["tasks"]["mintrec"]["metrics"] == res["rank"]["tasks"]["mintrec"]["metrics"]
+    golds = [MINTREC.labels[i] for i in data["mintrec"]["label"]]
+    assert res["rank"]["tasks"]["mintrec"]["metrics"]["acc"] == round(100 * golds.count("joke") / 14, 2)
+
+
+def test_results_schema_and_pooling(tok, data, tmp_path: Path) -> None:
+    ad = adapter_for(tiny_llama(len(tok), seed=3), tok)
+    res = evaluate_tasks(ad, ["mintrec", "mosi"], data, "validation", mode="rank", batch_size=5,
+                         output_dir=tmp_path, show_progress=False, model_name="tiny/llama")  # fmt: skip
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["overall"] == res["overall"]
+    for key in ("mmla_version", "model", "adapter", "base_model", "method", "mode", "split", "data", "text_only",
+                "prompt_style", "created", "tasks", "dimensions", "overall"):  # fmt: skip
+        assert key in on_disk
+    assert on_disk["model"] == "tiny/llama" and on_disk["mode"] == "rank" and on_disk["text_only"] is True
+    t = on_disk["tasks"]["mintrec"]
+    assert {"dataset", "dimension", "n", "num_unknown", "num_multi", "metrics", "ci95"} <= set(t)
+    assert set(t["metrics"]) == {"acc", "wf1", "wp", "f1", "r", "p"}
+    correct = sum(
+        r["pred"] == r["gold"] for k in ("mintrec", "mosi") for r in _lines(tmp_path / "predictions" / f"{k}.jsonl")
+    )
+    assert on_disk["overall"] == {"acc": round(100 * correct / 23, 2), "n": 23}
+    assert set(on_disk["dimensions"]) == {"intent", "sentiment"}
+    ids = [r["id"] for r in _lines(tmp_path / "predictions" / "mintrec.jsonl")]
+    assert ids == list(data["mintrec"]["id"])  # final file in split order despite length-sorted batches
+
+
+class _Kill(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["generate", "rank"])
+def test_killed_run_resumes_to_the_same_predictions(tok, data, tmp_path: Path, mode: str) -> None:
+    ad = adapter_for(tiny_llama(len(tok), seed=4), tok)
+    kw = {"mode": mode, "batch_size": 3, "show_progress": False, "max_new_tokens": 6}
+    full = evaluate_tasks(ad, ["mintrec"], data, "test", output_dir=tmp_path / "full", **kw)
+
+    def kill_after_two(task: str, n: int) -> None:
+        if n == 2:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        evaluate_tasks(
+            ad, ["mintrec"], data, "test", output_dir=tmp_path / "resumed", on_batch_end=kill_after_two, **kw
+        )
+    assert len(_lines(tmp_path / "resumed" / "predictions" / "mintrec.jsonl")) == 6
+    resumed = evaluate_tasks(ad, ["mintrec"], data, "test", output_dir=tmp_path / "resumed", **kw)
+    assert resumed["timing"]["samples_computed"] == 14 - 6
+    strip = lambda rows: [{k: v for k, v in r.items()} for r in rows]  # noqa: E731
+    assert strip(_lines(tmp_path / "resumed" / "predictions" / "mintrec.jsonl")) == strip(
+        _lines(tmp_path / "full" / "predictions" / "mintrec.jsonl")
+    )
+    assert resumed["tasks"] == full["tasks"]
+    again = evaluate_tasks(ad, ["mintrec"], data, "test", output_dir=tmp_path / "resumed", **kw)
+    assert again["timing"]["samples_computed"] == 0  # a finished task is not recomputed
+    changed = evaluate_tasks(
+        ad, ["mintrec"], data, "test", output_dir=tmp_path / "resumed", **{**kw, "prompt_style": "mmla_text"}
+    )
+    assert changed["timing"]["samples_computed"] == 14  # other prompt -> other hash -> recomputed
+
+
+def test_corrupted_cache_lines_are_reported_dropped_and_recomputed(tok, data, tmp_path: Path, caplog) -> None:
+    ad = adapter_for(tiny_llama(len(tok), seed=5), tok)
+    kw = {"mode": "rank", "batch_size": 4, "show_progress": False, "output_dir": tmp_path}
+    first = evaluate_tasks(ad, ["mosi"], data, "test", **kw)
+    path = tmp_path / "predictions" / "mosi.jsonl"
+    lines = path.read_text().splitlines()
+    lines[3] = "this is not json"
+    path.write_text("\n".join(lines) + "\n" + lines[5][:25])  # plus a truncated last line (killed mid-write)
+    with caplog.at_level("WARNING"):
+        rows = read_predictions(path)
+    assert len(rows) == 8 and "mosi.jsonl:4" in caplog.text and "mosi.jsonl:10" in caplog.text
+    assert path.read_text().endswith("\n") and len(path.read_text().splitlines()) == 8  # repaired in place
+    second = evaluate_tasks(ad, ["mosi"], data, "test", **kw)
+    assert second["timing"]["samples_computed"] == 1 and second["tasks"] == first["tasks"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["CUDA out of memory. Tried to allocate 2 GiB", "DefaultCPUAllocator: can't allocate memory: out of memory"],
+)
+def test_out_of_memory_halves_the_batch(tok, data, tmp_path: Path, monkeypatch, message: str) -> None:
+    import mmla.eval.scoring as scoring
+
+    ad = adapter_for(tiny_llama(len(tok), seed=6), tok)
+    real = scoring.rank_scores
+    sizes: list[int] = []
+
+    def flaky(adapter, inputs, cands):
+        sizes.append(inputs["input_ids"].shape[0])
+        if inputs["input_ids"].shape[0] > 2:
+            raise (torch.cuda.OutOfMemoryError(message) if "CUDA" in message else RuntimeError(message))
+        return real(adapter, inputs, cands)
+
+    monkeypatch.setattr(scoring, "rank_scores", flaky)
+    res = evaluate_tasks(
+        ad, ["mintrec"], data, "test", mode="rank", batch_size=8, output_dir=tmp_path, show_progress=False
+    )
+    assert sizes[:3] == [8, 4, 2] and max(sizes[3:]) == 2
+    assert res["tasks"]["mintrec"]["n"] == 14
+    monkeypatch.setattr(scoring, "rank_scores", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not swallowed
+        evaluate_tasks(ad, ["mosi"], data, "test", mode="rank", batch_size=8, output_dir=tmp_path, show_progress=False)
+
+
+class _StubVL(VisionLanguageAdapter):
+    """A multimodal adapter over a text model: records the frames it is given."""
+
+    seen: list
+
+    def build_inputs(self, messages_list, videos=None, *, add_generation_prompt=True, padding_side="left"):
+        self.seen.append(videos)
+        texts = [self.prompt_text(m, add_generation_prompt=add_generation_prompt) for m in messages_list]
+        return self.tokenizer(
+            texts, padding=True, padding_side=padding_side, return_tensors="pt", add_special_tokens=False
+        )
+
+
+def test_video_frames_are_sampled_and_bad_videos_named_or_skipped(tok, sample_release, tmp_path: Path) -> None:
+    from mmla.loaders import load_task
+
+    ds = load_task("mustard", data=sample_release, split="test")
+    bad = (
+        ds.cast_column("video", datasets.Video(decode=False))
+        .map(
+            lambda r, i: {"video": {"path": str(tmp_path / "missing.mp4"), "bytes": None} if i == 1 else r["video"]},
+            with_indices=True,
+        )
+        .cast_column("video", datasets.Video())
+    )
+    ad = _StubVL(model=tiny_llama(len(tok)), processor=tok, model_id="stub")
+    ad.seen = []
+    res = evaluate_tasks(ad, ["mustard"], {"mustard": ds}, "test", mode="rank", batch_size=2, num_frames=4,
+                         output_dir=tmp_path / "ok", show_progress=False)  # fmt: skip
+    clips = [c for batch in ad.seen for clips in batch for c in clips]
+    assert len(clips) == len(ds) and all(c.dtype == torch.uint8 and c.ndim == 4 and c.shape[0] == 4 for c in clips)
+    assert res["text_only"] is False and res["settings"]["num_frames"] == 4
+    with pytest.raises(RuntimeError, match=r"mustard.*sample .*cannot decode.*--skip-bad"):
+        evaluate_tasks(ad, ["mustard"], {"mustard": bad}, "test", mode="rank", batch_size=2, num_frames=4,
+                       output_dir=tmp_path / "bad", show_progress=False)  # fmt: skip
+    res = evaluate_tasks(ad, ["mustard"], {"mustard": bad}, "test", mode="rank", batch_size=2, num_frames=4,
+                         output_dir=tmp_path / "bad", show_progress=False, skip_bad=True)  # fmt: skip
+    assert res["tasks"]["mustard"]["skipped"] == [bad["id"][1]] and res["tasks"]["mustard"]["n"] == len(ds) - 1
+
+
+def test_text_model_cannot_be_shown_videos(tok, data, tmp_path: Path) -> None:
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    with pytest.raises(ValueError, match="--text-only"):
+        evaluate_tasks(ad, ["mosi"], data, "test", text_only=False, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown mode"):
+        evaluate_tasks(ad, ["mosi"], data, "test", mode="sample", output_dir=tmp_path)
