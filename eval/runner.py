@@ -257,7 +257,8 @@ def _run_pending(
             if settings.mode == "rank":
                 batch = [r for r in batch if r.task is batch[0].task]
             videos = None
-            rows: list[dict[str, Any]] = []
+            # (record, row) pairs: ids repeat across tasks in a mixed batch, so rows are routed by record, not id.
+            rows: list[tuple[_Record, dict[str, Any]]] = []
             batch_ok = batch
             if not settings.text_only:
                 videos, batch_ok = [], []
@@ -269,10 +270,10 @@ def _run_pending(
                         if not skip_bad:
                             raise RuntimeError(f"{err}; pass --skip-bad to skip and record such samples") from None
                         logger.warning("%s; skipped", err)
-                        rows.append({"id": rec.id, "hash": rec.hash, "raw": "", "pred": SKIPPED, "gold": rec.gold})
+                        rows.append((rec, {"id": rec.id, "hash": rec.hash, "raw": "", "pred": SKIPPED, "gold": rec.gold}))
             try:
                 if batch_ok:
-                    rows.extend(_score_batch(adapter, batch_ok, videos, settings, candidates))
+                    rows.extend(zip(batch_ok, _score_batch(adapter, batch_ok, videos, settings, candidates), strict=True))
             except Exception as err:
                 if not _is_oom(err) or batch_size == 1:
                     raise
@@ -281,9 +282,8 @@ def _run_pending(
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 continue
-            by_id = {r.id: r for r in batch}
-            for row in rows:
-                key = by_id[row["id"]].task.key
+            for rec, row in rows:
+                key = rec.task.key
                 if key not in files:
                     path = sink_for(key)
                     path.parent.mkdir(parents=True, exist_ok=True)

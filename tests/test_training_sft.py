@@ -1,0 +1,206 @@
+"""LoRA SFT / IT of a tiny random Llama on the synthetic sample releases (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmla.eval.prompts import build_messages, build_target
+from mmla.loaders.tasks import get_task
+
+COMMON = [
+    "--text_only", "true", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+    "--learning_rate", "1e-3", "--logging_steps", "2", "--report_to", "none", "--disable_tqdm", "true",
+    "--seed", "0", "--limit_eval", "6", "--gradient_checkpointing", "false",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mmla.training.testing import tiny_causal_lm
+
+    return tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"))
+
+
+def _args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model_name_or_path", str(model), "--data", str(data), "--output_dir", str(out), *COMMON, *extra]
+
+
+@pytest.fixture(scope="session")
+def sft_run(tiny_lm: Path, sample_release: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One SFT run on mintrec: 6 steps, evaluated (and checkpointed) every 3."""
+    from mmla.training.sft import run
+
+    out = tmp_path_factory.mktemp("sft") / "run"
+    steps = ["--max_steps", "6", "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps",
+             "--save_steps", "3"]  # fmt: skip
+    results = run(_args(tiny_lm, sample_release, out, "--tasks", "mintrec", *steps))
+    return out, results
+
+
+def test_rows_use_the_eval_prompt(sample_release: Path) -> None:
+    from mmla.loaders import load_task
+    from mmla.training.data import load_training_data
+
+    data = load_training_data("mintrec", str(sample_release), text_only=True, limit_eval=3)
+    task = get_task("mintrec")
+    raw = load_task("mintrec", str(sample_release), text_only=True, split="train")
+    by_id = {r["id"]: r for r in raw}
+    row = data.train[0]
+    src = by_id[row["id"]]
+    assert row["prompt"] == build_messages(task, src["text"])
+    assert row["completion"] == [{"role": "assistant", "content": build_target(task, src["label"])}]
+    assert row["task"] == "mintrec" and row["label_name"] == task.labels[src["label"]]
+    assert len(data.train) == len(raw) and len(data.eval["mintrec"]) == 3
+
+
+def test_it_mixture_keeps_each_task_prompt(sample_release: Path) -> None:
+    from mmla.training.data import load_training_data
+
+    data = load_training_data("mintrec,mosi,mustard", str(sample_release), text_only=True, max_per_task=10)
+    assert data.train_counts == {"mintrec": 10, "mosi": 4, "mustard": 4}
+    assert len(data.train) == 18
+    for row in data.train:
+        task = get_task(row["task"])
+        assert (
+            f"candidate labels for {task.dimension_text} are: {', '.join(task.labels)}."
+            in (row["prompt"][0]["content"])
+        )
+        assert row["completion"][0]["content"] == build_target(task, row["label_name"])
+    # shuffled, not task after task
+    assert [r["task"] for r in data.train][:10] != ["mintrec"] * 10
+
+
+def test_mixture_sizes() -> None:
+    from mmla.training.data import mixture_sizes
+
+    sizes = {"a": 1000, "b": 100}
+    assert mixture_sizes(sizes) == sizes
+    assert mixture_sizes(sizes, max_per_task=300) == {"a": 300, "b": 100}
+    assert mixture_sizes(sizes, min_per_task=250) == {"a": 1000, "b": 250}
+    flat = mixture_sizes(sizes, temperature=1e6)  # T -> inf: uniform over tasks, same total
+    assert abs(flat["a"] - flat["b"]) <= 1 and sum(flat.values()) in (1099, 1100, 1101)
+    assert mixture_sizes(sizes, temperature=1.0) == sizes
+    with pytest.raises(ValueError, match="mix_temperature"):
+        mixture_sizes(sizes, temperature=0)
+
+
+def test_labels_cover_only_the_answer(tiny_lm: Path, sample_release: Path, tmp_path: Path) -> None:
+    """The trained span is exactly "<dimension>: <label>" + end of turn; the rest is the eval prompt."""
+    import torch
+
+    from mmla.training.config import parse_args
+    from mmla.training.sft import build_trainer
+
+    argv = _args(tiny_lm, sample_release, tmp_path / "out", "--tasks", "mintrec,mustard", "--max_steps", "1")
+    trainer, adapter, _ = build_trainer(*parse_args(argv), argv)
+    ds = trainer.train_dataset
+    tok = adapter.tokenizer
+    for i in range(4):
+        row = ds[i]
+        task = get_task(row["task"])
+        ids, labels = row["input_ids"], row["labels"]
+        answer = [t for t, lab in zip(ids, labels, strict=True) if lab != -100]
+        prompt = [t for t, lab in zip(ids, labels, strict=True) if lab == -100]
+        assert tok.decode(answer) == build_target(task, row["label_name"]) + "<|im_end|>\n"
+        assert tok.decode(prompt) == adapter.prompt_text(row["prompt"])  # the zero-shot prompt, verbatim
+    batch = trainer.data_collator([ds[i] for i in range(4)])
+    pad = batch["input_ids"] == tok.pad_token_id
+    assert pad.any() and (batch["labels"][pad] == -100).all()
+    assert int((batch["labels"] != -100).sum()) == sum(sum(1 for x in ds[i]["labels"] if x != -100) for i in range(4))
+    assert torch.is_tensor(batch["labels"])
+
+
+def test_sft_selects_saves_and_reloads(sft_run: tuple[Path, dict], tiny_lm: Path, sample_release: Path) -> None:
+    import torch
+
+    from mmla.eval.adapters import load_model
+    from mmla.eval.runner import evaluate_tasks
+
+    out, results = sft_run
+    assert (out / "adapter_model.safetensors").is_file() and (out / "best" / "adapter_model.safetensors").is_file()
+    args = json.loads((out / "training_args.json").read_text())
+    assert args["learning_rate"] == 1e-3 and args["max_steps"] == 6
+    curve = json.loads((out / "validation_curve.json").read_text())
+    assert [p["step"] for p in curve["points"]] == [3, 6]
+    assert curve["best"]["acc"] == max(p["acc"] for p in curve["points"])
+    assert (out / "validation_curve.png").stat().st_size > 1000
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["method"] == "sft" and on_disk["adapter"] == str(out) and on_disk["split"] == "validation"
+    assert on_disk["overall"] == results["overall"] and on_disk["tasks"]["mintrec"]["n"] == 6
+
+    # The saved adapter is the selected one (not simply the last step), and it reloads and evaluates.
+    from safetensors.torch import load_file
+
+    step = curve["best"]["step"]
+    final = load_file(str(out / "adapter_model.safetensors"))
+    best = load_file(str(out / "best" / "adapter_model.safetensors"))
+    at_step = load_file(str(out / f"checkpoint-{step}" / "adapter_model.safetensors"))
+    last = load_file(str(out / "checkpoint-6" / "adapter_model.safetensors"))
+    assert final.keys() == best.keys() == last.keys() and any("lora_A" in k for k in final)
+    assert all(torch.equal(final[k], best[k]) and torch.equal(final[k], at_step[k]) for k in final)
+    assert step == 6 or any(not torch.equal(final[k], last[k]) for k in final)
+    adapter = load_model(str(tiny_lm), adapter=str(out), device="cpu")
+    loaded = {k: v for k, v in adapter.model.state_dict().items() if "lora_" in k}
+    assert len(loaded) == len(final)
+    again = evaluate_tasks(adapter, ["mintrec"], str(sample_release), "validation", limit=6, output_dir=out / "re")
+    selected = (out / "mmla_eval" / f"step-{step}" / "predictions" / "mintrec.jsonl").read_text().splitlines()
+    reloaded = (out / "re" / "predictions" / "mintrec.jsonl").read_text().splitlines()
+    assert [json.loads(x)["raw"] for x in reloaded] == [json.loads(x)["raw"] for x in selected]
+    assert again["overall"]["acc"] == results["overall"]["acc"]
+
+
+def test_it_run_reports_every_task(tiny_lm: Path, sample_release: Path, tmp_path: Path) -> None:
+    from mmla.training.sft import run
+
+    out = tmp_path / "it"
+    res = run(_args(tiny_lm, sample_release, out, "--tasks", "mosi,mustard", "--max_steps", "2",
+                    "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "no"))  # fmt: skip
+    assert res["method"] == "it" and set(res["tasks"]) == {"mosi", "mustard"}
+    assert res["overall"]["n"] == 8  # 2 rows per class per split in the sample release
+    assert json.loads((out / "run_config.json").read_text())["tasks"] == ["mosi", "mustard"]
+
+
+def test_resume_continues_from_last_checkpoint(sft_run: tuple[Path, dict], tiny_lm: Path, sample_release: Path,
+                                               tmp_path: Path) -> None:  # fmt: skip
+    import shutil
+
+    from mmla.training.sft import run
+
+    # A run killed after its step-3 checkpoint: same output_dir without the later files.
+    src, _ = sft_run
+    out = tmp_path / "killed"
+    out.mkdir()
+    shutil.copytree(src / "checkpoint-3", out / "checkpoint-3")
+    steps = ["--tasks", "mintrec", "--max_steps", "6", "--eval_strategy", "steps", "--eval_steps", "3",
+             "--save_strategy", "steps", "--save_steps", "3"]  # fmt: skip
+    with pytest.raises(ValueError, match="--resume"):
+        run(_args(tiny_lm, sample_release, out, *steps))
+    run(_args(tiny_lm, sample_release, out, *steps, "--resume", "true"))
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    logged = [e["step"] for e in state["log_history"] if "loss" in e]
+    assert logged == [2, 4, 6]  # step 2 from the first run, 4 and 6 from the resumed one
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run(_args(tiny_lm, sample_release, tmp_path / "empty", *steps, "--resume", "true"))
+
+
+def test_bad_input(tiny_lm: Path, sample_release: Path, tmp_path: Path) -> None:
+    from mmla.training.sft import run
+    from mmla.training.testing import tiny_causal_lm
+
+    with pytest.raises(KeyError, match="Did you mean 'mintrec'"):
+        run(_args(tiny_lm, sample_release, tmp_path / "a", "--tasks", "mintrek"))
+    no_template = tiny_causal_lm(tmp_path / "no-template", chat_template=None)
+    with pytest.raises(ValueError, match="no chat template"):
+        run(_args(no_template, sample_release, tmp_path / "b", "--tasks", "mosi"))
+    # A JSONL corpus without a validation split.
+    corpus = tmp_path / "corpus" / "mosi"
+    corpus.mkdir(parents=True)
+    rows = [{"id": i, "dataset": "MOSI", "task": "sentiment", "video": f"{i}.mp4", "text": f"text {i}",
+             "label": ["positive", "negative"][i % 2]} for i in range(4)]  # fmt: skip
+    (corpus / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="no 'validation' split"):
+        run(_args(tiny_lm, corpus.parent, tmp_path / "c", "--tasks", "mosi"))

@@ -1,0 +1,95 @@
+"""Batch collation for video MLLMs (Qwen2-VL / Qwen2.5-VL, LLaVA-OneVision / LLaVA-Video).
+
+TRL's built-in vision collator reads only ``image``/``images`` columns, so video SFT needs its own
+collator (with ``remove_unused_columns=False`` and ``dataset_kwargs={"skip_prepare_dataset": True}``).
+It reuses the eval adapter's :meth:`~mmla.eval.adapters.ModelAdapter.build_inputs`, so training sees the
+very chat template, video placeholders and frame packing of evaluation, and masks everything but the
+answer: labels are -100 on the prompt (system, user turn, video tokens, assistant header) and padding.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+class VideoSFTCollator:
+    """Prompt-completion rows with a ``video`` column -> processor inputs + answer-only labels.
+
+    Frames are sampled with :func:`mmla.loaders.video.sample_frames` (``num_frames`` or ``fps``, at most
+    ``max_pixels`` each) and handed to the processor as decoded frames, as zero-shot evaluation does.
+    """
+
+    def __init__(
+        self,
+        adapter: Any,
+        *,
+        num_frames: int | None = 8,
+        fps: float | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
+        if num_frames is not None and fps is not None:
+            raise ValueError("pass num_frames or fps, not both")
+        self.adapter = adapter
+        self.frame_kwargs = {"num_frames": num_frames if fps is None else None, "fps": fps, "max_pixels": max_pixels}
+        self._suffix_ok = True
+
+    def _frames(self, row: dict[str, Any]) -> list[torch.Tensor]:
+        video = row.get("video")
+        if video is None:
+            return []
+        from mmla.loaders.video import sample_frames
+
+        return [sample_frames(video, **self.frame_kwargs)]
+
+    def _answer_ids(self, prompt_text: str, full_text: str) -> list[int] | None:
+        """Token ids of the answer (completion + end of turn) as they appear at the end of the full sequence."""
+        if not full_text.startswith(prompt_text):
+            return None
+        suffix = full_text[len(prompt_text) :]
+        return self.adapter.tokenizer(suffix, add_special_tokens=False)["input_ids"]
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        adapter = self.adapter
+        prompts = [row["prompt"] for row in rows]
+        fulls = [row["prompt"] + row["completion"] for row in rows]
+        videos = [self._frames(row) for row in rows]
+        has_video = any(videos)
+        batch = adapter.build_inputs(
+            fulls, videos if has_video else None, add_generation_prompt=False, padding_side="right"
+        )
+        input_ids = batch["input_ids"]
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        prompt_lengths: list[int] | None = []
+        for i, (prompt, full) in enumerate(zip(prompts, fulls, strict=True)):
+            answer = self._answer_ids(
+                adapter.prompt_text(prompt, add_generation_prompt=True),
+                adapter.prompt_text(full, add_generation_prompt=False),
+            )
+            n = lengths[i]
+            if answer and input_ids[i, n - len(answer) : n].tolist() == answer:
+                prompt_lengths.append(n - len(answer))
+            else:
+                prompt_lengths = None  # tokenization not separable at the prompt/answer boundary
+                break
+        if prompt_lengths is None:
+            # Exact fallback: run the processor on the prompts as well (costs a second video preprocessing).
+            if self._suffix_ok:
+                logger.info("answer span not separable by suffix tokenization; measuring prompts instead")
+                self._suffix_ok = False
+            prompt_batch = adapter.build_inputs(
+                prompts, videos if has_video else None, add_generation_prompt=True, padding_side="right"
+            )
+            prompt_lengths = prompt_batch["attention_mask"].sum(dim=1).tolist()
+        for i, (start, end) in enumerate(zip(prompt_lengths, lengths, strict=True)):
+            labels[i, start:end] = input_ids[i, start:end]
+        batch["labels"] = labels
+        return dict(batch)
