@@ -270,10 +270,14 @@ def _run_pending(
                         if not skip_bad:
                             raise RuntimeError(f"{err}; pass --skip-bad to skip and record such samples") from None
                         logger.warning("%s; skipped", err)
-                        rows.append((rec, {"id": rec.id, "hash": rec.hash, "raw": "", "pred": SKIPPED, "gold": rec.gold}))
+                        rows.append(
+                            (rec, {"id": rec.id, "hash": rec.hash, "raw": "", "pred": SKIPPED, "gold": rec.gold})
+                        )
             try:
                 if batch_ok:
-                    rows.extend(zip(batch_ok, _score_batch(adapter, batch_ok, videos, settings, candidates), strict=True))
+                    rows.extend(
+                        zip(batch_ok, _score_batch(adapter, batch_ok, videos, settings, candidates), strict=True)
+                    )
             except Exception as err:
                 if not _is_oom(err) or batch_size == 1:
                     raise
