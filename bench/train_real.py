@@ -62,7 +62,7 @@ def _train(args: argparse.Namespace, recipe: str, tasks: str, out: Path) -> None
 
 
 def sft(args: argparse.Namespace) -> None:
-    for task in ("mintrec", "iemocap", "mosi", "mustard"):
+    for task in args.sft_tasks.split(","):
         t = time.perf_counter()
         _train(args, f"paper/sft/{task}/smollm2-135m", task, Path(args.out) / "sft" / task)
         print(f"sft {task}: {time.perf_counter() - t:.0f} s")
@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--gguf", default=None, help="SmolLM2-135M-Instruct GGUF file (or $MMLA_SMOLLM2_GGUF)")
     ap.add_argument("--out", default="runs/train_real")
     ap.add_argument("--epochs", type=float, default=3)
+    ap.add_argument("--sft-tasks", default="mintrec,iemocap,mosi,mustard", help="tasks of the sft stage, in order")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--eval-batch", type=int, default=64)

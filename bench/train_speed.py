@@ -77,7 +77,7 @@ def _args(out: str, batch: int, steps: int, device_bf16: bool, **kw: Any) -> Any
     )  # fmt: skip
 
 
-def bench_llm(tiny: bool, batch: int, steps: int, warmup: int) -> dict[str, Any]:
+def bench_llm(tiny: bool, batch: int, steps: int, warmup: int, liger: bool = False) -> dict[str, Any]:
     import tempfile
 
     from datasets import Dataset
@@ -109,7 +109,16 @@ def bench_llm(tiny: bool, batch: int, steps: int, warmup: int) -> dict[str, Any]
     timer = Timer(warmup)
     trainer = SFTTrainer(
         model=model,
-        args=_args(tempfile.mkdtemp(), batch, steps, cuda, padding_free=padding_free, max_length=None),
+        args=_args(
+            tempfile.mkdtemp(),
+            batch,
+            steps,
+            cuda,
+            padding_free=padding_free,
+            max_length=None,
+            train_sampling_strategy="random" if padding_free else "group_by_length",  # as training/sft.py
+            use_liger_kernel=liger,
+        ),
         train_dataset=ds,
         processing_class=tok,
         peft_config=LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"),
@@ -123,7 +132,9 @@ def bench_llm(tiny: bool, batch: int, steps: int, warmup: int) -> dict[str, Any]
     return {
         "model": "Qwen2-7B-shaped" if not tiny else "tiny Qwen2",
         "params": n_params,
-        "attn": attn + (" + padding-free" if padding_free else ""),
+        "attn": attn
+        + (" + padding-free" if padding_free else " + length-grouped batches")
+        + (" + liger" if liger else ""),
         "batch": batch,
         "mean_len": round(sum(p + a for p, a in picks) / len(picks), 1),
         "tokens_per_s": round(tps, 1),
@@ -214,6 +225,9 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny shapes (CPU smoke test)")
     ap.add_argument("--only", choices=["llm", "video"], default=None)
     ap.add_argument("--llm-batch", type=int, default=32)
+    ap.add_argument(
+        "--liger", action="store_true", help="Liger layer kernels (RMSNorm, SwiGLU, RoPE) via use_liger_kernel"
+    )
     ap.add_argument("--video-batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
@@ -222,7 +236,7 @@ def main() -> None:
     steps, warmup = (4, 1) if args.tiny else (args.steps, args.warmup)
     out = []
     if args.only in (None, "llm"):
-        out.append(bench_llm(args.tiny, args.llm_batch if not args.tiny else 4, steps, warmup))
+        out.append(bench_llm(args.tiny, args.llm_batch if not args.tiny else 4, steps, warmup, args.liger))
     if args.only in (None, "video"):
         out.append(bench_video(args.tiny, args.video_batch if not args.tiny else 2, steps, warmup))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
