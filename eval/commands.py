@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -35,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--upstream-metrics", action="store_true", help="upstream script's macro averages (no labels=)")
     ev.add_argument("--skip-bad", action="store_true", help="skip (and record) samples whose video fails to decode")
     ev.add_argument("--plots", action="store_true", help="also write PNG plots next to results.json")
-    ev.set_defaults(func=run_eval)
+    ev.add_argument("--num-processes", type=int, default=1,
+                    help="data-parallel processes (one per GPU; gloo on CPU), relaunched through torchrun")  # fmt: skip
+    ev.set_defaults(func=run_eval, _parser=ev)
 
     rp = subparsers.add_parser("report", help="tables, paper comparison and plots from results.json files")
     rp.add_argument("dirs", nargs="+", help="evaluation output folders (or results.json files)")
@@ -44,7 +50,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rp.set_defaults(func=run_report)
 
 
+def _in_distributed_launch() -> bool:
+    return "LOCAL_RANK" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _argv_of(args: argparse.Namespace, parser: argparse.ArgumentParser, drop: tuple[str, ...]) -> list[str]:
+    """The command line that reproduces ``args`` (non-default options only), for relaunching it."""
+    argv: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in drop or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        argv += [flag] if isinstance(action, argparse._StoreTrueAction) else [flag, str(value)]
+    return argv
+
+
+def launch_command(args: argparse.Namespace) -> list[str]:
+    """``torchrun`` running this same ``mmla eval`` in ``args.num_processes`` processes (one per GPU, or gloo on CPU).
+
+    ``torch.distributed.run`` rather than ``accelerate launch``: the latter's ``--cpu`` runs one process and it
+    reads the user's default accelerate config (which may say DeepSpeed); the runner builds its own
+    ``PartialState`` either way.
+    """
+    import torch
+
+    n, gpus = args.num_processes, torch.cuda.device_count()
+    if args.device not in (None, "cpu", "cuda"):
+        raise ValueError(f"--num-processes {n} puts one process on each GPU; drop --device {args.device}")
+    if args.device != "cpu" and 0 < gpus < n:
+        raise ValueError(f"--num-processes {n} but only {gpus} GPU(s) are visible; pass --device cpu to use the CPU")
+    # Each process takes its own GPU (the accelerate device) unless the CPU was asked for.
+    argv = _argv_of(
+        args, args._parser, drop=("num_processes",) if args.device == "cpu" else ("num_processes", "device")
+    )
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+            "-m", "mmla.eval.cli", *(["-v"] if getattr(args, "verbose", False) else []), "eval", *argv]  # fmt: skip
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    if args.num_processes < 1:
+        raise ValueError("--num-processes must be >= 1")
+    if args.num_processes > 1 and not _in_distributed_launch():
+        cmd = launch_command(args)
+        env = dict(os.environ)
+        if args.device == "cpu":
+            env["ACCELERATE_USE_CPU"] = "1"  # gloo CPU group in the runner, even where GPUs exist
+        logger.info("relaunching in %d processes: %s", args.num_processes, shlex.join(cmd))
+        return subprocess.run(cmd, env=env, check=False).returncode
+    if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) != args.num_processes:
+        logger.warning("--num-processes %d ignored: already launched with WORLD_SIZE=%s",
+                       args.num_processes, os.environ.get("WORLD_SIZE"))  # fmt: skip
     from mmla.eval.adapters import load_model
     from mmla.eval.report import format_results, write_plots
     from mmla.eval.runner import evaluate_tasks
@@ -84,6 +142,15 @@ def run_eval(args: argparse.Namespace) -> int:
         adapter_path=args.adapter,
         method="zero-shot" if args.adapter is None else "sft",
     )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        state = PartialState()  # the one the runner set up
+        state.wait_for_everyone()  # process 0 has written results.json
+        is_main = state.is_main_process
+        state.destroy_process_group()
+        if not is_main:
+            return 0
     print(format_results(results))
     if args.plots:
         for p in write_plots(results, Path(args.output)):

@@ -9,6 +9,7 @@ setting that changes the answer) matches are reused.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -390,7 +391,8 @@ def evaluate_tasks(
     per_task: list[tuple[TaskSpec, list[_Record], dict[str, dict[str, Any]]]] = []
     pending: list[_Record] = []
     for task in task_list:
-        ds = _load_split(task, data, split, text_only, videos)
+        with state.main_process_first() if state is not None else contextlib.nullcontext():
+            ds = _load_split(task, data, split, text_only, videos)  # process 0 builds the datasets cache first
         if limit is not None:
             ds = ds.select(range(min(limit, len(ds))))
         recs = _records(adapter, task, ds, settings)
@@ -409,10 +411,12 @@ def evaluate_tasks(
         if state is not None and state.num_processes > 1:
             from accelerate.utils import gather_object
 
-            rank = state.process_index
-            with state.split_between_processes(pending) as mine:
-                mine_rows = _run_pending(adapter, list(mine), settings, batch_size,
-                                         lambda k: pred_dir / f"{k}.part{rank}.jsonl", **kw)  # fmt: skip
+            rank, world = state.process_index, state.num_processes
+            # Deal the length-sorted samples round-robin so every process gets a similar mix of long and short ones
+            # (contiguous chunks would give one process all of a long-prompt task).
+            mine = sorted(pending, key=lambda r: -len(r.prompt))[rank::world]
+            mine_rows = _run_pending(adapter, mine, settings, batch_size,
+                                     lambda k: pred_dir / f"{k}.part{rank}.jsonl", **kw)  # fmt: skip
             for part in gather_object([mine_rows]):
                 for key, rows in part.items():
                     new_rows.setdefault(key, []).extend(rows)
@@ -433,7 +437,8 @@ def evaluate_tasks(
     results["overall"] = pooled_accuracy([pt for d in pooled.values() for pt in d])
     elapsed = time.perf_counter() - t_start
     results["timing"] = {"seconds": round(elapsed, 2), "samples_computed": computed,
-                         "samples_per_second": round(computed / elapsed, 3) if computed and elapsed else None}  # fmt: skip
+                         "samples_per_second": round(computed / elapsed, 3) if computed and elapsed else None,
+                         "num_processes": 1 if state is None else state.num_processes}  # fmt: skip
     if is_main:
         write_json_atomic(out_dir / "results.json", results)
     return results
@@ -485,11 +490,24 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _dist_state() -> Any:
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """The accelerate state under a multi-process launch (``accelerate launch``/``torchrun``), else ``None``.
+
+    Without CUDA (or with ``ACCELERATE_USE_CPU``) it is a gloo CPU group: a plain ``PartialState()`` would
+    see no GPU, fall back to a single process, and every process would evaluate everything and write.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
         return None
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    return PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU"))
+    if state.num_processes != world:
+        raise RuntimeError(
+            f"WORLD_SIZE={world} but accelerate set up {state.num_processes} process(es) "
+            f"({state.distributed_type}); launch with `accelerate launch` or `torchrun`"
+        )
+    return state
 
 
 def _broadcast(cached: dict[str, dict[str, Any]], state: Any) -> dict[str, dict[str, Any]]:

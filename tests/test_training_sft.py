@@ -111,6 +111,11 @@ def test_labels_cover_only_the_answer(tiny_lm: Path, sample_release: Path, tmp_p
     assert pad.any() and (batch["labels"][pad] == -100).all()
     assert int((batch["labels"] != -100).sum()) == sum(sum(1 for x in ds[i]["labels"] if x != -100) for i in range(4))
     assert torch.is_tensor(batch["labels"])
+    # Without a varlen attention kernel (CPU/SDPA here) ragged rows are batched by length to cut padding.
+    assert trainer.args.train_sampling_strategy == "group_by_length"
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
 
 
 def test_sft_selects_saves_and_reloads(sft_run: tuple[Path, dict], tiny_lm: Path, sample_release: Path) -> None:

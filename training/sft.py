@@ -170,9 +170,9 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     if text_only and _cuda_with(("liger_kernel",)) and not _explicit(argv, "use_liger_kernel"):
         # Liger's fused RMSNorm/SwiGLU/RoPE kernels: 32.9% -> 38.9% MFU on a Qwen2-7B LoRA run (docs/benchmarks.md).
         sft_args.use_liger_kernel = True
-    if not sft_args.padding_free and not _explicit(argv, "train_sampling_strategy"):
-        # Without a varlen kernel, batch rows of similar length: MMLA rows are ragged (100-220 tokens), and
-        # random batches spend a third of their compute on padding.
+    if text_only and not sft_args.padding_free and not _explicit(argv, "train_sampling_strategy"):
+        # Without a varlen kernel, batch rows of similar length: MMLA rows are ragged (100-220 tokens). (Text rows
+        # only: video rows are tokenized by the collator, so the sampler has no lengths to group by.)
         sft_args.train_sampling_strategy = "group_by_length"
     if sft_args.padding_free and not sft_args.packing:
         sft_args.max_length = None  # MMLA prompts are short; TRL cannot truncate padding-free rows itself

@@ -1,0 +1,80 @@
+"""``mmla eval --num-processes 2`` (torchrun, gloo on CPU) gives the same predictions and metrics as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from eval_tiny import tiny_llama, tiny_tokenizer
+
+from mmla.eval.cli import main
+from mmla.loaders import load_task
+
+TASKS = ("mosi", "meld", "annomi_client")  # a restricted corpus too: text-only needs no clips
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("mp-llama")
+    tok = tiny_tokenizer()
+    tiny_llama(len(tok), seed=5).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def _eval(model_dir: Path, data: Path, out: Path, *extra: str) -> dict:
+    argv = ["eval", "--model", str(model_dir), "--tasks", ",".join(TASKS), "--data", str(data), "--split", "test",
+            "--text-only", "--mode", "rank", "--batch-size", "3", "--limit", "7", "--device", "cpu", "--output",
+            str(out), *extra]  # fmt: skip
+    assert main(argv) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(x) for k in TASKS for x in (out / "predictions" / f"{k}.jsonl").read_text().splitlines()]
+
+
+def _preds(out: Path) -> dict[str, list[tuple[str, str, str]]]:
+    rows = {k: [json.loads(x) for x in (out / "predictions" / f"{k}.jsonl").read_text().splitlines()] for k in TASKS}
+    return {k: [(r["id"], r["pred"], r["gold"]) for r in v] for k, v in rows.items()}
+
+
+def test_two_processes_match_one(model_dir: Path, sample_release: Path, tmp_path: Path, monkeypatch) -> None:
+    for var in ("WORLD_SIZE", "LOCAL_RANK", "RANK"):  # as if typed in a shell, not under a launcher
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = _eval(model_dir, sample_release, tmp_path / "one")
+    two = _eval(model_dir, sample_release, tmp_path / "two", "--num-processes", "2")
+
+    expected = _preds(tmp_path / "one")
+    assert _preds(tmp_path / "two") == expected
+    assert {k: len(v) for k, v in expected.items()} == {k: one["tasks"][k]["n"] for k in TASKS}
+    rows_one, rows_two = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    assert len({json.dumps(r["scores"]) for r in rows_one}) == len(rows_one)  # rows are told apart by their scores
+    for k in TASKS:  # merged in split order, whichever process scored a row
+        ids = load_task(k, data=sample_release, split="test", text_only=True)["id"][:7]
+        assert [i for i, _, _ in expected[k]] == ids
+    for a, b in zip(rows_one, rows_two, strict=True):  # other batches and padding, same scores (4 decimals kept)
+        assert a["hash"] == b["hash"] and a["scores"] == pytest.approx(b["scores"], abs=2e-4)
+    for key in ("tasks", "dimensions", "overall", "settings"):
+        assert two[key] == one[key], key
+    assert (one["timing"]["num_processes"], two["timing"]["num_processes"]) == (1, 2)
+    assert two["timing"]["samples_computed"] == one["timing"]["samples_computed"] == one["overall"]["n"] > 10
+    pred_dir = tmp_path / "two" / "predictions"
+    assert sorted(p.name for p in pred_dir.iterdir()) == sorted(f"{k}.jsonl" for k in TASKS)  # parts merged
+
+    # A killed run leaves per-process parts: the rerun reuses them (and the merged files), computes nothing.
+    os.replace(pred_dir / "meld.jsonl", pred_dir / "meld.part1.jsonl")
+    again = _eval(model_dir, sample_release, tmp_path / "two", "--num-processes", "2")
+    assert again["timing"]["samples_computed"] == 0
+    assert again["tasks"] == one["tasks"] and _preds(tmp_path / "two") == expected
+    assert not list(pred_dir.glob("*.part*"))
+
+
+def test_num_processes_rejects_a_single_device(model_dir: Path, capsys) -> None:
+    assert (
+        main(["eval", "--model", str(model_dir), "--tasks", "mosi", "--num-processes", "2", "--device", "cuda:1"]) == 1
+    )
+    assert "drop --device cuda:1" in capsys.readouterr().err
