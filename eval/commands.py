@@ -103,6 +103,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) != args.num_processes:
         logger.warning("--num-processes %d ignored: already launched with WORLD_SIZE=%s",
                        args.num_processes, os.environ.get("WORLD_SIZE"))  # fmt: skip
+    device = args.device
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = None  # each process on its own GPU (the accelerate device), not all on cuda:0
     from mmla.eval.adapters import load_model
     from mmla.eval.report import format_results, write_plots
     from mmla.eval.runner import evaluate_tasks
@@ -115,7 +118,7 @@ def run_eval(args: argparse.Namespace) -> int:
         adapter=args.adapter,
         gguf_file=args.gguf_file,
         dtype=args.dtype,
-        device=args.device,
+        device=device,
         trust_remote_code=args.trust_remote_code,
         attn_implementation=args.attn_implementation,
         use_chat_template=not args.no_chat_template,
