@@ -69,3 +69,11 @@ def test_mmla_train_print_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.strip().endswith("training/sft.py --recipe paper/it/qwen2-vl-7b")
     assert main(["train", "--print-command", "--accelerate", "zero9", "--", "--tasks", "mosi"]) == 1
     assert "no accelerate config 'zero9'" in capsys.readouterr().err
+
+
+def test_sft_script_reports_user_errors_in_one_line(capsys) -> None:  # type: ignore[no-untyped-def]
+    from mmla.training.sft import main
+
+    assert main(["--recipe", "paper/sft/mintrec/qwen2-05b", "--output_dir", "unused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown recipe" in err[0] and "paper/sft/mintrec/qwen2-0.5b" in err[0]

@@ -300,7 +300,15 @@ def run(argv: Sequence[str] | None = None) -> dict | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(argv)
+    try:
+        run(argv)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        # A user error (recipe, task, data, checkpoint): one clear line; MMLA_DEBUG=1 shows the traceback.
+        if os.environ.get("MMLA_DEBUG"):
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"training/sft.py: error: {msg}", file=sys.stderr)
+        return 2
     return 0
 
 
