@@ -1,0 +1,78 @@
+"""Where the time of generate-mode evaluation goes (GPU): input building, prefill, each decoding step.
+
+python bench/profile_generate.py [--batch-size 1024] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import eval_speed as es
+
+
+def timed(fn, device: str, reps: int = 2) -> float:
+    fn()
+    es.sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    es.sync(device)
+    return (time.perf_counter() - t0) / reps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--tiny", action="store_true")
+    args = ap.parse_args()
+    es._import_mmla()
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mmla.eval.adapters import CausalLMAdapter
+    from mmla.eval.prompts import build_messages
+    from mmla.loaders.tasks import get_task
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    shape = es.QWEN2_TINY if args.tiny else es.QWEN2_7B
+    cfg = Qwen2Config(**shape, attn_implementation="sdpa", pad_token_id=0, eos_token_id=2)
+    model = es.random_model(Qwen2ForCausalLM, cfg, device, dtype)
+    tok = es.WordTokenizer(cfg.vocab_size)
+    adapter = CausalLMAdapter(model=model, processor=tok, model_id="random/Qwen2-7B-shaped")
+    data = es.mmla_rows(args.batch_size)
+    msgs = [build_messages(get_task(k), t) for k, r in data.items() for t in r.table["text"]]
+    # The runner's order: longest prompts first, so a batch holds prompts of similar length.
+    msgs = sorted(msgs, key=lambda m: -len(adapter.prompt_text(m)))[: args.batch_size]
+    n = len(msgs)
+    t_build = timed(lambda: adapter.build_inputs(msgs, padding_side="left"), "cpu", 1)
+    inputs = adapter.build_inputs(msgs, padding_side="left").to(device)
+    L = inputs["input_ids"].shape[1]
+    real = int(inputs["attention_mask"].sum())
+    rows = [
+        f"batch {n}, padded length {L}, real tokens {real} ({100 * real / (n * L):.1f}% of the padded batch)",
+        f"build_inputs (chat template + tokenizer, CPU): {t_build:.3f} s",
+    ]
+    with torch.inference_mode():
+        t_pre = timed(lambda: model(**inputs, logits_to_keep=1), device)
+        rows.append(f"prefill forward: {t_pre:.3f} s = {2 * 7.6e9 * real / t_pre / 1e12:.0f} TFLOP/s on real tokens")
+        for new in (1, 4, 16):
+            kw = dict(do_sample=False, max_new_tokens=new, min_new_tokens=new, pad_token_id=0)
+            t = timed(lambda kw=kw: model.generate(**inputs, **kw), device, 1)
+            rows.append(f"generate {new:2d} tokens: {t:.3f} s ({n / t:.1f} samples/s)")
+        kw = dict(do_sample=False, max_new_tokens=16, min_new_tokens=16, pad_token_id=0, cache_implementation="static")
+        try:
+            t = timed(lambda: model.generate(**inputs, **kw), device, 1)
+            rows.append(f"generate 16 tokens, static cache: {t:.3f} s ({n / t:.1f} samples/s)")
+        except Exception as err:
+            rows.append(f"static cache failed: {type(err).__name__}: {str(err)[:200]}")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
