@@ -30,6 +30,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument(
+        "--runner", type=int, default=0, help="also profile evaluate_tasks over this many samples (cProfile)"
+    )
     args = ap.parse_args()
     es._import_mmla()
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -72,6 +75,27 @@ def main() -> None:
         except Exception as err:
             rows.append(f"static cache failed: {type(err).__name__}: {str(err)[:200]}")
     print("\n".join(rows))
+    if args.runner:
+        import cProfile
+        import pstats
+        import tempfile
+
+        from mmla.eval.runner import evaluate_tasks
+
+        big = es.mmla_rows(args.runner)
+        for rep in range(2):  # the first run warms the allocator for these shapes
+            with tempfile.TemporaryDirectory() as tmp:
+                prof = cProfile.Profile()
+                es.sync(device)
+                t0 = time.perf_counter()
+                prof.enable()
+                out = evaluate_tasks(adapter, list(big), big, "test", mode="generate", batch_size=args.batch_size,
+                                     output_dir=tmp, show_progress=False, n_bootstrap=0)  # fmt: skip
+                es.sync(device)
+                prof.disable()
+                dt = time.perf_counter() - t0
+            print(f"runner run {rep}: {out['overall']['n']} samples in {dt:.2f} s = {out['overall']['n'] / dt:.1f}/s")
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(22)
 
 
 if __name__ == "__main__":
