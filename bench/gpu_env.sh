@@ -3,6 +3,15 @@
 # It installs wheels carried in .whl/ into /tmp/site, exposes this checkout as the `mmla`
 # namespace package, reassembles the SmolLM2 GGUF carried in parts (.gguf_a/, .gguf_b/) and
 # points torchcodec at FFmpeg shared libraries bundled in a wheel already on the machine.
+# Prepared here (all git-ignored through .git/info/exclude; each call carries at most 64 MiB):
+#   .whl/     pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64
+#             transformers==5.24.0 tokenizers==0.23.3 huggingface_hub==2.4.0 datasets==5.2.0 trl==1.16.0
+#             peft==0.21.2 evaluate==0.4.6 gguf==0.19.0 torchcodec==0.13.0 dill multiprocess httpx2 httpcore2
+#             truststore click liger-kernel==0.8.5
+#   .whl_av/  av==18.1.0 (its bundled FFmpeg 8 libraries serve torchcodec)
+#   .gguf_a/part.a, .gguf_b/part.b + sha256: the SmolLM2 GGUF split in two (head -c / tail -c), carried by
+#             two consecutive calls on the same warm machine; reassembled and checksum-verified below.
+#   .mmla_data/: a copy of ../shared/data for the real-data runs (never committed).
 set -u
 REPO=$(pwd)
 if compgen -G ".whl/*.whl" >/dev/null || compgen -G ".whl_av/*.whl" >/dev/null; then
