@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mmla.eval.files import read_json, save_figure_atomic, write_text_atomic
 from mmla.eval.metrics import METRIC_NAMES
 from mmla.eval.paper_results import OVERALL, PER_TASK, paper_model
 from mmla.loaders.tasks import DIMENSIONS
@@ -21,10 +21,7 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         p = p / "results.json"
     if not p.is_file():
         raise FileNotFoundError(f"{p} not found; point at an `mmla eval --output` folder")
-    try:
-        res = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{p}: not valid JSON ({err})") from None
+    res = read_json(p)
     for key in ("model", "tasks", "overall"):
         if key not in res:
             raise ValueError(f"{p}: missing field {key!r}; is it an mmla results.json?")
@@ -86,11 +83,7 @@ def write_report(runs: Sequence[dict[str, Any]], out_dir: str | os.PathLike) -> 
             board.append(f"| {i} | {r['model']} | {r.get('method')} | {r.get('mode')} | "
                          f"{_fmt(r['overall']['acc'])} | {r['overall']['n']} |")  # fmt: skip
         text = "## Leaderboard\n\n" + "\n".join(board) + "\n\n" + text
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".report.md.tmp"
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, out / "report.md")
+    write_text_atomic(Path(out_dir) / "report.md", text + "\n")
     return text
 
 
@@ -118,7 +111,7 @@ def write_plots(res: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
         ax.set_title(f"{res['model']} ({res.get('mode')}, {res.get('split')})", fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        written.append(_save(fig, out / "dimensions.png"))
+        written.append(save_figure_atomic(fig, out / "dimensions.png"))
         plt.close(fig)
     tasks = [k for k, t in res["tasks"].items() if t.get("metrics")]
     if len(tasks) >= 3:
@@ -132,13 +125,6 @@ def write_plots(res: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
         ax.set_ylim(0, 100)
         ax.set_title(f"ACC per task: {res['model']}", fontsize=9)
         fig.tight_layout()
-        written.append(_save(fig, out / "radar.png"))
+        written.append(save_figure_atomic(fig, out / "radar.png"))
         plt.close(fig)
     return written
-
-
-def _save(fig: Any, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-    return path

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from mmla.eval.adapters.base import ModelAdapter
+from mmla.eval.files import write_json_atomic, write_text_atomic
 from mmla.eval.parsing import MULTI, UNKNOWN, parse_answer
 from mmla.eval.prompts import build_messages, build_target
 from mmla.loaders.tasks import DIMENSIONS, TaskSpec, get_task, resolve_tasks
@@ -68,16 +68,6 @@ class _Record:
 
 
 # ------------------------------------------------------------------------------------------------ io
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def read_predictions(path: str | os.PathLike, *, repair: bool = True) -> dict[str, dict[str, Any]]:
     """Cached rows by id. A corrupted line (a run killed mid-write) is reported and dropped.
 
@@ -105,10 +95,7 @@ def read_predictions(path: str | os.PathLike, *, repair: bool = True) -> dict[st
         rows[str(row["id"])] = row
         good.append(line)
     if repair and (bad or (lines and lines[-1] != "")):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(g + "\n" for g in good))
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(g + "\n" for g in good))
     return rows
 
 
@@ -470,12 +457,7 @@ def _task_result(task: TaskSpec, rows: list[dict[str, Any]], upstream: bool, n_b
 
 def _rewrite_ordered(path: Path, rows: list[dict[str, Any]]) -> None:
     """The final predictions file: one row per sample in split order (process parts merged and removed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     for part in path.parent.glob(f"{path.stem}.part*.jsonl"):
         part.unlink()
 

@@ -9,7 +9,6 @@ see exactly the layout that was built.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from mmla.eval.files import write_text_atomic
 from mmla.loaders.tasks import MMLA_CITATION, MMLA_HUB_REPO, TASKS, TaskSpec, get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -308,18 +308,4 @@ def write_dataset_card(
     """Scan a built folder and write its ``README.md`` atomically; returns the card's path."""
     root = Path(folder)
     card = dataset_card(scan_built_dataset(root), repo_id=repo_id, pretty_name=pretty_name)
-    return atomic_write_text(root / "README.md", str(card))
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write via a temp file in the same folder + ``os.replace`` so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(root / "README.md", str(card))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmla.hub_cards.dataset_card import atomic_write_text
+from mmla.eval.files import save_figure_atomic, write_text_atomic
 from mmla.hub_cards.paper_rows import PAPER_SOURCE, PAPER_SPLIT, paper_rows
 from mmla.hub_cards.results import RunResults, check_compatible, fmt, load_results
 from mmla.loaders.tasks import DIMENSIONS, TASKS
@@ -173,12 +173,8 @@ def leaderboard_chart(board: Leaderboard, path: str | os.PathLike[str]) -> Path:
     if board.notes:
         fig.text(0.01, 0.005, board.notes[0][:220], fontsize=6, va="bottom")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")
-    fig.savefig(tmp, dpi=120)
+    target = save_figure_atomic(fig, path)
     plt.close(fig)
-    os.replace(tmp, target)
     return target
 
 
@@ -193,6 +189,6 @@ def write_leaderboard(
     """Write ``<name>.md`` and ``<name>.png`` into ``out_dir``; returns their paths."""
     board = build_leaderboard(results, with_paper=with_paper, allow_mixed=allow_mixed)
     out = Path(out_dir)
-    md = atomic_write_text(out / f"{name}.md", leaderboard_markdown(board))
+    md = write_text_atomic(out / f"{name}.md", leaderboard_markdown(board))
     png = leaderboard_chart(board, out / f"{name}.png")
     return {"leaderboard_md": md, "leaderboard_png": png}

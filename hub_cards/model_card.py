@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
 
-from mmla.hub_cards.dataset_card import MMLA_TAG, TEMPLATES, atomic_write_text
+from mmla.eval.files import read_json, write_text_atomic
+from mmla.hub_cards.dataset_card import MMLA_TAG, TEMPLATES
 from mmla.hub_cards.paper_rows import PAPER_SOURCE, PAPER_SPLIT, PAPER_URL, paper_model_name, paper_rows
 from mmla.hub_cards.results import (
     METRIC_LABELS,
@@ -104,10 +105,7 @@ def eval_result_files(run: RunResults) -> dict[str, str]:
 def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+    data = read_json(path)
     return data if isinstance(data, dict) else None
 
 
@@ -292,7 +290,7 @@ def model_card(
 
 def write_model_card(path: str | os.PathLike[str], results: Any, **kwargs: Any) -> Path:
     """Write :func:`model_card` to ``path`` atomically."""
-    return atomic_write_text(Path(path), str(model_card(results, **kwargs)))
+    return write_text_atomic(Path(path), str(model_card(results, **kwargs)))
 
 
 def _result_key(result: EvalResult) -> tuple[Any, ...]:

@@ -6,7 +6,6 @@ malformed file fails once, here, with the file and the field named.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmla.eval.files import read_json
 from mmla.loaders.tasks import DIMENSIONS, TASKS, TaskSpec
 
 RESULTS_FILENAME = "results.json"
@@ -135,10 +135,7 @@ def load_results(path: str | os.PathLike[str]) -> RunResults:
         path = path / RESULTS_FILENAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no results file; pass a results.json or a run folder written by `mmla eval`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise _fail(path, "<root>", "must be a JSON object")
     for field in ("model", "split"):

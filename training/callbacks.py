@@ -8,7 +8,6 @@ atomically), and writes the validation curve (``validation_curve.json`` + ``.png
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,21 +18,12 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from mmla.eval.files import read_json, save_figure_atomic, write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 BEST_DIR = "best"
 CURVE_FILE = "validation_curve.json"
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON to a temp file in the same folder, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 def replace_dir_atomic(src: Path, dst: Path) -> None:
@@ -70,10 +60,8 @@ def plot_curve(curve: list[dict[str, Any]], path: Path) -> None:
     ax.axvline(best["step"], color="gray", lw=0.8, ls=":")
     ax.set_title(f"best ACC {best['acc']:.2f} at step {best['step']}")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -101,7 +89,7 @@ class MMLAAccuracyCallback(TrainerCallback):
         # Resume: pick up the curve and the best score written before the run was killed.
         path = Path(self.output_dir) / CURVE_FILE
         if path.is_file():
-            saved = json.loads(path.read_text())
+            saved = read_json(path)
             self.curve = saved.get("points", [])
             self.best = saved.get("best")
 
