@@ -30,22 +30,18 @@ from typing import Any
 logger = logging.getLogger("mmla.training")
 
 
-def resolve_attn_implementation(requested: str | None) -> str:
-    """FlashAttention-2 where ``flash_attn`` and a GPU are there (as the paper), else SDPA."""
-    if requested:
-        return requested
-    import torch
-
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
-        return "flash_attention_2"
-    return "sdpa"
-
-
 def _cuda_with(modules: Sequence[str]) -> bool:
     """True on a CUDA machine where every optional speed-up package in ``modules`` is importable."""
     import torch
 
     return torch.cuda.is_available() and all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def resolve_attn_implementation(requested: str | None) -> str:
+    """FlashAttention-2 where ``flash_attn`` and a GPU are there (as the paper), else SDPA."""
+    if requested:
+        return requested
+    return "flash_attention_2" if _cuda_with(("flash_attn",)) else "sdpa"
 
 
 def default_lora_targets(is_multimodal: bool) -> str | list[str]:
