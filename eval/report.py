@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mmla.eval.files import read_json, save_figure_atomic, write_text_atomic
 from mmla.eval.metrics import METRIC_NAMES
 from mmla.eval.paper_results import OVERALL, PER_TASK, paper_model
+from mmla.loaders.files import read_json, save_figure_atomic, write_text_atomic
 from mmla.loaders.tasks import DIMENSIONS
 
 __all__ = ["format_results", "load_results", "paper_comparison", "write_plots", "write_report"]

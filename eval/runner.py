@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from mmla.eval.adapters.base import ModelAdapter
-from mmla.eval.files import write_json_atomic, write_text_atomic
 from mmla.eval.parsing import MULTI, UNKNOWN, parse_answer
 from mmla.eval.prompts import build_messages, build_target
+from mmla.loaders.files import write_json_atomic, write_text_atomic
 from mmla.loaders.tasks import DIMENSIONS, TaskSpec, get_task, resolve_tasks
 
 __all__ = ["EvalSettings", "evaluate_tasks", "read_predictions", "write_json_atomic"]

@@ -21,7 +21,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from mmla.eval.files import write_text_atomic
+from mmla.loaders.files import write_text_atomic
 from mmla.loaders.tasks import MMLA_CITATION, MMLA_HUB_REPO, TASKS, TaskSpec, get_task
 
 TEMPLATES = Path(__file__).parent / "templates"

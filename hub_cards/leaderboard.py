@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmla.eval.files import save_figure_atomic, write_text_atomic
 from mmla.hub_cards.paper_rows import PAPER_SOURCE, PAPER_SPLIT, paper_rows
 from mmla.hub_cards.results import RunResults, check_compatible, fmt, load_results
+from mmla.loaders.files import save_figure_atomic, write_text_atomic
 from mmla.loaders.tasks import DIMENSIONS, TASKS
 
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
 
-from mmla.eval.files import read_json, write_text_atomic
 from mmla.hub_cards.dataset_card import MMLA_TAG, TEMPLATES
 from mmla.hub_cards.paper_rows import PAPER_SOURCE, PAPER_SPLIT, PAPER_URL, paper_model_name, paper_rows
 from mmla.hub_cards.results import (
@@ -30,6 +29,7 @@ from mmla.hub_cards.results import (
     pooled,
     task_dimension,
 )
+from mmla.loaders.files import read_json, write_text_atomic
 from mmla.loaders.tasks import MMLA_CITATION, TASKS
 
 # metric key -> (EvalResult.metric_type, metric_args) as the Hub's model-index spells them.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmla.eval.files import read_json
+from mmla.loaders.files import read_json
 from mmla.loaders.tasks import DIMENSIONS, TASKS, TaskSpec
 
 RESULTS_FILENAME = "results.json"

@@ -18,7 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from mmla.eval.files import read_json, save_figure_atomic, write_json_atomic
+from mmla.loaders.files import read_json, save_figure_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

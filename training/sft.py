@@ -229,7 +229,7 @@ def _load_best(model: Any, best_dir: Path) -> None:
 
 def finalize(trainer: Any, adapter: Any, acc_cb: Any, mmla_args: Any, sft_args: Any, model_args: Any) -> dict | None:
     """Save the selected adapter, the JSON args, results.json and (``--merge``) the merged model."""
-    from mmla.eval.files import write_json_atomic
+    from mmla.loaders.files import write_json_atomic
 
     out = Path(sft_args.output_dir)
     model = trainer.model
