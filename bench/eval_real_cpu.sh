@@ -4,7 +4,7 @@
 # Task by task (both modes for each), then one combined run per mode (all cached by then) for results.json.
 # Resumable: rerunning reuses the cached predictions in OUT_DIR/<mode>/predictions/.
 set -euo pipefail
-DATA=${1:-/work/shared/data}
+DATA=${1:-../shared/data}
 OUT=${2:-/tmp/mmla_eval_real_cpu}
 PY=${PY:-.venv/bin/python}
 TASKS=${TASKS:-mintrec,mosi,mustard,iemocap,meld}

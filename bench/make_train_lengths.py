@@ -2,7 +2,7 @@
 
 Tokenized with the SmolLM2 tokenizer and its chat template (the prompt of zero-shot eval), so the speed
 bench trains on the real ragged length distribution without shipping any text.
-    python bench/make_train_lengths.py --data /work/shared/data
+    python bench/make_train_lengths.py --data ../shared/data
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", default="/work/shared/data")
+    ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--out", default=str(Path(__file__).with_name("mmla_train_lengths.json")))
     args = ap.parse_args()
     from transformers import AutoTokenizer

@@ -99,7 +99,7 @@ def report(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=["zeroshot", "sft", "it", "report", "all"], required=True)
-    ap.add_argument("--data", default="/work/shared/data")
+    ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--gguf", default=None, help="SmolLM2-135M-Instruct GGUF file (or $MMLA_SMOLLM2_GGUF)")
     ap.add_argument("--out", default="runs/train_real")
     ap.add_argument("--epochs", type=float, default=3)

@@ -19,7 +19,10 @@ os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="mmla-test-da
 
 import pytest
 
-SHARED_DATA = Path("/work/shared/data")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+"""``../shared`` beside the repo root (real MMLA text and upstream files); absent in a user's clone."""
+SHARED_DATA = SHARED / "data"
+SHARED_UPSTREAM = SHARED / "upstream"
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 ``<root>/<split>.jsonl`` (or ``<root>/<task>/<split>.jsonl``; ``.csv`` alike), one object per
 line with ``text`` and ``label`` and optionally ``id``, ``video`` (a clip path relative to the
 file's folder, or absolute) and any extra fields, which are kept as columns. This is the
-format of the real-text files under ``/work/shared/data/<task>/<split>.jsonl``
+format of the real-text files under ``../shared/data/<task>/<split>.jsonl``
 (``id, dataset, task, video, text, label``).
 """
 
