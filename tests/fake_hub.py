@@ -3,7 +3,10 @@
 The real ``huggingface_hub`` client talks to it (``HfApi(endpoint=hub.url)`` or ``HF_ENDPOINT``), so the
 tests exercise the actual requests: repo creation, branch creation, tree listing, file resolve, YAML
 validation, preupload, the Git LFS batch API and the NDJSON commit. Every request is recorded, and
-commits can be made to fail (HTTP 500 or a dropped connection) to test retries.
+commits can be made to fail (HTTP 500 or a dropped connection) to test retries, including the dangerous
+case of a commit that is applied but whose response is lost ("apply-drop", "apply-500"), and a commit by
+another client landing first ("race": the Hub then answers 412 to a stale ``parentCommit``). Tokens can be
+checked (``valid_tokens``): any other bearer gets 401 as the real Hub answers a bad token.
 """
 
 from __future__ import annotations
@@ -48,16 +51,24 @@ class Repo:
     branches: dict[str, dict[str, bytes]] = field(default_factory=lambda: {"main": {}})
     shas: dict[str, str] = field(default_factory=lambda: {"main": "0" * 40})
     commits: list[dict[str, Any]] = field(default_factory=list)
+    """Applied commits, oldest first: branch, sha, parent, summary, description, header, files."""
     prs: int = 0
 
 
 class FakeHub:
-    """State + request log. ``fail_commits`` is a queue of failure modes ("500" or "drop") for the next commits."""
+    """State + request log.
+
+    ``fail_commits`` is a queue of failure modes for the next commit requests: an HTTP status ("500", "503")
+    or "drop" (no response; nothing applied), "apply-drop" / "apply-500" (the commit IS applied, then the
+    connection drops or a 500 comes back), "race" (another client's commit lands on the branch first).
+    ``valid_tokens``: when set, requests whose bearer token is not in it get 401.
+    """
 
     def __init__(self) -> None:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[Request] = []
         self.fail_commits: list[str] = []
+        self.valid_tokens: set[str] | None = None
         self.lfs_store: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.url = ""
@@ -88,6 +99,21 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, *args: Any) -> None:  # keep pytest output clean
             pass
+
+        def parse_request(self) -> bool:
+            """Answer 401, as the real Hub does, to a bearer token not in ``hub.valid_tokens``."""
+            if not super().parse_request():
+                return False
+            auth = self.headers.get("Authorization")
+            if hub.valid_tokens is None or self.path.startswith("/api/agent-harnesses"):
+                return True
+            if auth in {f"Bearer {t}" for t in hub.valid_tokens}:
+                return True
+            with hub.lock:
+                hub.requests.append(Request(self.command, self.path, {}, b"", auth))
+            self.close_connection = True  # the body is not read: do not reuse the connection
+            self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+            return False
 
         # -- plumbing ------------------------------------------------------------------------------
         def _send(self, status: int, payload: Any = None, *, headers: dict[str, str] | None = None) -> None:
@@ -139,7 +165,12 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             req = self._read()
             path = req.path
-            if m := re.fullmatch(_REPO + r"/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?", path):
+            if m := re.fullmatch(_REPO + r"/commits/(?P<rev>[^/]+)", path):
+                repo = self._repo(m["type"], m["repo"])
+                if repo is None or self._branch(repo, m["rev"]) is None:
+                    return
+                self._send(200, _history(repo, m["rev"]))
+            elif m := re.fullmatch(_REPO + r"/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?", path):
                 repo = self._repo(m["type"], m["repo"])
                 if repo is None or (files := self._branch(repo, m["rev"])) is None:
                     return
@@ -289,10 +320,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             with hub.lock:
                 failure = hub.fail_commits.pop(0) if hub.fail_commits else None
             if failure == "drop":
-                self.close_connection = True
-                self.connection.shutdown(2)  # no response at all: the client sees a dropped connection
+                self._drop()
                 return
-            if failure is not None:
+            if failure is not None and not failure.startswith("apply-") and failure != "race":
                 self._error(int(failure), "ServerError", "Internal Error - We're working hard to fix this")
                 return
             repo = self._repo(repo_type, repo_id)
@@ -302,13 +332,19 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if rev not in repo.branches:
                 self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
                 return
+            if failure == "race":  # another client commits to the branch between our read and our commit
+                other = dict(repo.branches[rev], **{"other-client.txt": b"theirs"})
+                _apply(repo, rev, other, {"summary": "a commit by someone else"})
+            lines = req.ndjson()
+            header: dict[str, Any] = next((line["value"] for line in lines if line["key"] == "header"), {})
+            parent = header.get("parentCommit")
+            if parent is not None and parent != repo.shas.get(rev, "0" * 40):
+                self._error(412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.")
+                return
             files = dict(repo.branches[rev])
-            header: dict[str, Any] = {}
-            for line in req.ndjson():
+            for line in lines:
                 key, value = line["key"], line["value"]
-                if key == "header":
-                    header = value
-                elif key == "file":
+                if key == "file":
                     files[value["path"]] = base64.b64decode(value["content"])
                 elif key == "lfsFile":
                     if value["oid"] not in hub.lfs_store:
@@ -319,23 +355,74 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     files.pop(value["path"], None)
                 elif key == "deletedFolder":
                     files = {p: c for p, c in files.items() if not p.startswith(value["path"].rstrip("/") + "/")}
-            sha = hashlib.sha1(
-                json.dumps(sorted((p, hashlib.sha1(c).hexdigest()) for p, c in files.items())).encode()
-            ).hexdigest()
             prefix = "" if repo_type == "model" else f"{repo_type}s/"
-            payload: dict[str, Any] = {"commitOid": sha, "commitUrl": f"{hub.url}/{prefix}{repo_id}/commit/{sha}"}
+            payload: dict[str, Any] = {}
             if create_pr:
                 repo.prs += 1
                 branch = f"refs/pr/{repo.prs}"
+                repo.shas.setdefault(branch, repo.shas.get(rev, "0" * 40))
                 payload["pullRequestUrl"] = f"{hub.url}/{prefix}{repo_id}/discussions/{repo.prs}"
             else:
                 branch = rev
-            repo.branches[branch] = files
-            repo.shas[branch] = sha
-            repo.commits.append({"branch": branch, "header": header, "files": sorted(files)})
-            self._send(200, payload)
+            sha = _apply(repo, branch, files, header)
+            payload.update({"commitOid": sha, "commitUrl": f"{hub.url}/{prefix}{repo_id}/commit/{sha}"})
+            if failure == "apply-drop":
+                self._drop()
+            elif failure == "apply-500":
+                self._error(500, "ServerError", "Internal Error - We're working hard to fix this")
+            else:
+                self._send(200, payload)
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            self.connection.shutdown(2)  # no response at all: the client sees a dropped connection
 
     return Handler
+
+
+def _apply(repo: Repo, branch: str, files: dict[str, bytes], header: dict[str, Any]) -> str:
+    """Make ``files`` the new state of ``branch`` as one commit; returns its sha (unique per commit)."""
+    parent = repo.shas.get(branch, "0" * 40)
+    sha = hashlib.sha1(
+        json.dumps(
+            [parent, len(repo.commits), sorted((p, hashlib.sha1(c).hexdigest()) for p, c in files.items())]
+        ).encode()
+    ).hexdigest()
+    repo.branches[branch] = files
+    repo.shas[branch] = sha
+    repo.commits.append(
+        {
+            "branch": branch,
+            "sha": sha,
+            "parent": parent,
+            "summary": header.get("summary", ""),
+            "description": header.get("description", ""),
+            "header": header,
+            "files": sorted(files),
+        }
+    )
+    return sha
+
+
+def _history(repo: Repo, branch: str) -> list[dict[str, Any]]:
+    """``GET .../commits/{rev}``: the branch's commits, newest first, following parents from its head."""
+    by_sha = {c["sha"]: c for c in repo.commits}
+    out, sha = [], repo.shas.get(branch, "0" * 40)
+    while sha in by_sha:
+        c = by_sha[sha]
+        message = c["summary"] + (f"\n\n{c['description']}" if c["description"] else "")
+        out.append(
+            {
+                "id": sha,
+                "title": c["summary"],
+                "message": message,
+                "authors": [{"user": "user"}],
+                "date": "2026-01-01T00:00:00.000Z",
+            }
+        )
+        sha = c["parent"]
+    out.append({"id": sha, "title": "initial commit", "message": "", "authors": [], "date": "2026-01-01T00:00:00.000Z"})
+    return out
 
 
 @contextmanager
