@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from mmla.loaders.video import FrameSample
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +27,9 @@ class VideoSFTCollator:
     """Prompt-completion rows with a ``video`` column -> processor inputs + answer-only labels.
 
     Frames are sampled with :func:`mmla.loaders.video.sample_frames` (``num_frames`` or ``fps``, at most
-    ``max_pixels`` each) and handed to the processor as decoded frames, as zero-shot evaluation does.
+    ``max_pixels`` each) and handed to the processor as decoded frames, as zero-shot evaluation does, with
+    their sampling metadata (source fps, frame indices), so Qwen2.5-VL's ``second_per_grid_ts`` and Qwen3-VL's
+    prompt timestamps are those of the real clip, not of transformers' 24 fps default.
     """
 
     def __init__(
@@ -41,13 +46,13 @@ class VideoSFTCollator:
         self.frame_kwargs = {"num_frames": num_frames if fps is None else None, "fps": fps, "max_pixels": max_pixels}
         self._suffix_ok = True
 
-    def _frames(self, row: dict[str, Any]) -> list[torch.Tensor]:
+    def _frames(self, row: dict[str, Any]) -> list[FrameSample]:
         video = row.get("video")
         if video is None:
             return []
         from mmla.loaders.video import sample_frames
 
-        return [sample_frames(video, **self.frame_kwargs)]
+        return [sample_frames(video, **self.frame_kwargs, return_metadata=True)]
 
     def _answer_ids(self, prompt_text: str, full_text: str) -> list[int] | None:
         """Token ids of the answer (completion + end of turn) as they appear at the end of the full sequence."""

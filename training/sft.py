@@ -44,13 +44,6 @@ def resolve_attn_implementation(requested: str | None) -> str:
     return "flash_attention_2" if _cuda_with(("flash_attn",)) else "sdpa"
 
 
-def default_lora_targets(is_multimodal: bool) -> str | list[str]:
-    """All linear layers of the language model; for MLLMs the vision tower and projector stay frozen."""
-    if is_multimodal:
-        return r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-    return "all-linear"
-
-
 def _drop_gguf_quantizer(model: Any) -> None:
     """GGUF weights are dequantized at load time; only a stale quantizer marker remains, which the Trainer
     reads as "quantized, not trainable". Clear it so the (full-precision) weights can carry a LoRA."""
@@ -99,7 +92,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     from transformers import set_seed
     from trl import SFTTrainer, get_peft_config
 
-    from mmla.eval.adapters import load_model
+    from mmla.eval.adapters import load_model, lora_targets_for
     from mmla.loaders.tasks import resolve_tasks
     from mmla.training.callbacks import MMLAAccuracyCallback
     from mmla.training.data import load_training_data
@@ -146,7 +139,8 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     # LoRA on the LM's linear layers (vision tower frozen).
     model_args.use_peft = True
     if not model_args.lora_target_modules:
-        model_args.lora_target_modules = default_lora_targets(adapter.is_multimodal and not text_only)
+        # The family's LM linear layers (eval adapter's lora_target_modules); a vision tower stays frozen.
+        model_args.lora_target_modules = lora_targets_for(adapter.model.config)
     peft_config = get_peft_config(model_args)
 
     collator = None

@@ -20,16 +20,22 @@ from mmla.eval.adapters.internlm import InternLM2Adapter
 from mmla.eval.adapters.llava_onevision import LlavaOnevisionAdapter
 from mmla.eval.adapters.minicpmv import MiniCPMVAdapter
 from mmla.eval.adapters.qwen2_vl import Qwen2VLAdapter
+from mmla.eval.adapters.qwen3_vl import Qwen3VLAdapter
 
 __all__ = [
     "ADAPTERS",
+    "ADAPTER_WEIGHTS",
     "DEFAULT_MODEL",
+    "AdapterConfigError",
+    "AdapterNotFoundError",
     "CausalLMAdapter",
     "ModelAdapter",
     "VisionLanguageAdapter",
     "adapter_class",
     "adapter_for",
+    "check_adapter_folder",
     "load_model",
+    "lora_targets_for",
     "register_adapter",
     "resolve_model",
 ]
@@ -47,7 +53,7 @@ def register_adapter(cls: type[ModelAdapter]) -> type[ModelAdapter]:
     return cls
 
 
-for _cls in (Qwen2VLAdapter, LlavaOnevisionAdapter, MiniCPMVAdapter, InternLM2Adapter):
+for _cls in (Qwen2VLAdapter, Qwen3VLAdapter, LlavaOnevisionAdapter, MiniCPMVAdapter, InternLM2Adapter):
     register_adapter(_cls)
 
 DEFAULT_MODEL = "smollm2"
@@ -78,6 +84,21 @@ def resolve_model(model_id: str | None, gguf_file: str | None = None) -> tuple[s
 
 def adapter_class(model_type: str | None) -> type[ModelAdapter]:
     return ADAPTERS.get(model_type or "", CausalLMAdapter)
+
+
+def lora_targets_for(config: Any) -> str | list[str]:
+    """PEFT ``target_modules`` for LoRA on a model of this family: its language model's linear layers.
+
+    ``config`` is a ``PretrainedConfig``, a model (its ``.config``), a config dict or a ``model_type``.
+    """
+    if isinstance(config, str):
+        model_type: str | None = config
+    elif isinstance(config, dict):
+        model_type = config.get("model_type")
+    else:
+        model_type = getattr(getattr(config, "config", config), "model_type", None)
+    targets = adapter_class(model_type).lora_target_modules
+    return targets if isinstance(targets, str) else list(targets)
 
 
 def adapter_for(model: Any, processor: Any, *, model_id: str = "", **kwargs: Any) -> ModelAdapter:
@@ -118,6 +139,71 @@ def _default_device() -> str:
     return "cpu"
 
 
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+"""The weight files PEFT's ``save_pretrained`` writes (the ``.bin`` one is read with ``weights_only=True``)."""
+
+
+class AdapterNotFoundError(FileNotFoundError):
+    """``--adapter`` is not a folder holding a PEFT adapter (config and weights)."""
+
+
+class AdapterConfigError(ValueError):
+    """A PEFT adapter folder whose ``adapter_config.json`` is not a valid PEFT config."""
+
+
+def check_adapter_folder(adapter: str | os.PathLike) -> dict[str, Any]:
+    """Check a local PEFT adapter folder before any model loads; returns its parsed ``adapter_config.json``.
+
+    Without these checks PEFT reports a folder without weights by trying it as a Hub repo id, invalid JSON as
+    ``Expecting value`` and a config without ``peft_type`` as ``KeyError: 'peft_type'``.
+    """
+    from peft import PeftType
+
+    from mmla.loaders.files import read_json
+
+    folder = Path(adapter).expanduser()
+    hint = "give the --output_dir of an mmla train run (or any folder written by PEFT's save_pretrained)"
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise AdapterNotFoundError(f"adapter folder {str(adapter)!r} {what}; {hint}")
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        raise AdapterNotFoundError(f"{folder} is not a PEFT adapter folder: adapter_config.json is missing; {hint}")
+    try:
+        config = read_json(config_file)
+    except ValueError as err:
+        raise AdapterConfigError(f"{err}; re-save the adapter with save_pretrained") from None
+    if not isinstance(config, dict):
+        raise AdapterConfigError(f"{config_file}: expected a JSON object, found {type(config).__name__}")
+    peft_type = config.get("peft_type")
+    known = sorted(t.value for t in PeftType)
+    if peft_type is None:
+        raise AdapterConfigError(f'{config_file}: no "peft_type" field (e.g. "LORA"); it is not a PEFT adapter config')
+    if peft_type not in known:
+        raise AdapterConfigError(f"{config_file}: unknown peft_type {peft_type!r} (PEFT knows {', '.join(known)})")
+    if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
+        raise AdapterNotFoundError(
+            f"{folder} has adapter_config.json but no weights: expected {ADAPTER_WEIGHTS[0]} "
+            f"(or {ADAPTER_WEIGHTS[1]}); copy the whole adapter folder"
+        )
+    return config
+
+
+def _apply_adapter(model: Any, folder: str, config: dict[str, Any], name: str) -> Any:
+    """``PeftModel.from_pretrained`` on a checked local folder; a mismatch with the base model is one line."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, folder, local_files_only=True)
+    except (ValueError, KeyError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        trained_on = config.get("base_model_name_or_path")
+        raise AdapterConfigError(
+            f"cannot apply adapter {folder} to {name!r}: {first}"
+            + (f" (the adapter was trained on {trained_on!r})" if trained_on else "")
+        ) from err
+
+
 def load_model(
     model_id: str | None = None,
     *,
@@ -145,6 +231,7 @@ def load_model(
     )
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+    adapter_config = check_adapter_folder(adapter) if adapter is not None else None  # before any weights load
     path, gguf_file = resolve_model(model_id, gguf_file)
     if path.startswith((".", "/", "~")) and not os.path.exists(os.path.expanduser(path)):
         raise FileNotFoundError(f"model folder {path!r} does not exist (give a Hub id, a folder or a .gguf file)")
@@ -189,11 +276,8 @@ def load_model(
         processor = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **tok_kwargs)
     del config
     if adapter is not None:
-        from peft import PeftModel
-
-        if not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
-            raise FileNotFoundError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)")
-        model = PeftModel.from_pretrained(model, str(adapter))
+        assert adapter_config is not None
+        model = _apply_adapter(model, str(Path(adapter).expanduser()), adapter_config, name)
     model.to(device)
     model.eval()
     _ensure_pad_token(processor)

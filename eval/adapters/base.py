@@ -6,6 +6,7 @@ video frames; the runner, the metrics and training never branch on a model name.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -13,8 +14,32 @@ from typing import Any, ClassVar
 import torch
 from transformers import BatchEncoding, PreTrainedModel
 
+logger = logging.getLogger(__name__)
+
 Messages = list[dict[str, Any]]
-VideoInput = Any  # torch.uint8 (T, C, H, W) frames, a file path or a {"path", "bytes"} dict
+VideoInput = Any
+"""A :class:`~mmla.loaders.video.FrameSample` (frames + sampling metadata), bare ``uint8 (T, C, H, W)`` frames,
+a file path or a ``{"path", "bytes"}`` dict."""
+
+LM_LINEAR = "q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj"
+"""Attention and MLP projections of a Llama/Qwen-style decoder (every linear layer but ``lm_head``)."""
+
+
+def split_clip(clip: VideoInput) -> tuple[Any, dict[str, Any] | None]:
+    """``(frames, video_metadata)`` of one clip; only a ``FrameSample`` knows when its frames were taken.
+
+    The metadata is in the shape of transformers' ``VideoMetadata`` (source ``fps``, ``frames_indices``,
+    ``total_num_frames``, ``duration``), from which Qwen2.5-VL derives ``second_per_grid_ts`` and Qwen3-VL
+    its ``<t seconds>`` prompt timestamps.
+    """
+    from mmla.loaders.video import FrameSample
+
+    if not isinstance(clip, FrameSample):
+        return clip, None
+    metadata = clip.video_metadata()
+    if not metadata.get("fps"):  # container without a frame rate: derive it from the duration, if known
+        metadata["fps"] = clip.total_frames / clip.duration if clip.duration else None
+    return clip.frames, metadata
 
 
 def _flatten_text(content: Any) -> str:
@@ -39,6 +64,12 @@ class ModelAdapter:
     requires_remote_code: ClassVar[bool] = False
     shares_prompt_cache: ClassVar[bool] = True
     """Whether rank scoring may reuse the prompt's KV cache with explicit 1-D positions (not true for M-RoPE)."""
+    lora_target_modules: ClassVar[str | tuple[str, ...]] = "all-linear"
+    """PEFT ``target_modules`` for LoRA training: the language model's linear layers, never a vision tower.
+
+    A string is a regex PEFT full-matches against module names (or PEFT's ``"all-linear"``), a tuple a list
+    of module-name suffixes. Read through :func:`mmla.eval.adapters.lora_targets_for`.
+    """
 
     @property
     def tokenizer(self) -> Any:
@@ -102,17 +133,38 @@ class VisionLanguageAdapter(ModelAdapter):
 
     is_multimodal: ClassVar[bool] = True
     shares_prompt_cache: ClassVar[bool] = False
+    lora_target_modules: ClassVar[str | tuple[str, ...]] = rf".*language_model.*\.({LM_LINEAR})"
+    """transformers' multimodal classes keep the decoder under ``language_model``; the vision tower and the
+    projector (whose MLPs may share the decoder's layer names, as Qwen2.5-VL's do) stay frozen."""
+    video_timing: ClassVar[bool] = False
+    """Whether the processor turns frame times into model inputs (positions or prompt timestamps)."""
 
-    def _processor_video_kwargs(self, videos: list[VideoInput]) -> dict[str, Any]:
+    def _processor_videos(self, clips: list[VideoInput]) -> tuple[list[Any], dict[str, Any]]:
+        """The processor's ``videos`` and its video keyword arguments for a flat list of clips."""
+        videos, metadata = map(list, zip(*(split_clip(c) for c in clips), strict=True))
         if all(isinstance(v, torch.Tensor) for v in videos):
-            # Frames already sampled by mmla.loaders.video.sample_frames: keep them all.
-            return {"do_sample_frames": False}
+            # Frames already sampled by mmla.loaders.video.sample_frames: keep them all, and say when they were
+            # taken (without video_metadata transformers assumes 24 fps).
+            kwargs: dict[str, Any] = {"do_sample_frames": False}
+            if any(m is None for m in metadata) and self.video_timing and not getattr(self, "_timing_warned", False):
+                self._timing_warned = True
+                logger.warning(
+                    "%s: frames given without their sampling metadata; the processor assumes 24 fps "
+                    "(pass FrameSample objects: sample_frames(..., return_metadata=True))",
+                    self.model_id or type(self).__name__,
+                )
+            if any(m is not None for m in metadata):
+                kwargs["video_metadata"] = [
+                    m if m is not None else {"total_num_frames": len(v), "frames_indices": list(range(len(v)))}
+                    for v, m in zip(videos, metadata, strict=True)
+                ]
+            return videos, kwargs
         if any(isinstance(v, torch.Tensor) for v in videos):
             raise ValueError("mix of decoded frames and video paths in one batch")
         if not self.video_kwargs:
             # Without num_frames/fps some processors (Qwen2-VL) would use every frame of the clip.
-            return {"do_sample_frames": True, "num_frames": 8}
-        return {"do_sample_frames": True, **self.video_kwargs}
+            return videos, {"do_sample_frames": True, "num_frames": 8}
+        return videos, {"do_sample_frames": True, **self.video_kwargs}
 
     def build_inputs(
         self,
@@ -126,6 +178,6 @@ class VisionLanguageAdapter(ModelAdapter):
         flat = [v for clips in videos or [] for v in clips]
         kwargs: dict[str, Any] = {"padding": True, "padding_side": padding_side, "return_tensors": "pt"}
         if flat:
-            kwargs["videos"] = flat
-            kwargs.update(self._processor_video_kwargs(flat))
+            kwargs["videos"], video_kwargs = self._processor_videos(flat)
+            kwargs.update(video_kwargs)
         return self.processor(text=texts, **kwargs)

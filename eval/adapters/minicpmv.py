@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import BatchEncoding
 
-from mmla.eval.adapters.base import Messages, VideoInput, VisionLanguageAdapter
+from mmla.eval.adapters.base import LM_LINEAR, Messages, VideoInput, VisionLanguageAdapter, split_clip
 
 IMAGE_PLACEHOLDER = "(<image>./</image>)"
 
@@ -21,6 +21,9 @@ class MiniCPMVAdapter(VisionLanguageAdapter):
 
     model_types: ClassVar[tuple[str, ...]] = ("minicpmv",)
     requires_remote_code: ClassVar[bool] = True
+    lora_target_modules: ClassVar[str | tuple[str, ...]] = rf"llm\..*\.({LM_LINEAR})"
+    """The decoder is ``llm`` (a Qwen2 LM); ``vpm`` (SigLIP, with its own ``q_proj``...) and ``resampler`` stay
+    frozen, as in OpenBMB's ``finetune_lora.sh``."""
 
     def build_inputs(
         self,
@@ -38,6 +41,7 @@ class MiniCPMVAdapter(VisionLanguageAdapter):
             clips = list(videos[i]) if videos else []
             frames = []
             for clip in clips:
+                clip, _ = split_clip(clip)  # frames are shown as images: their times are not used
                 if not isinstance(clip, torch.Tensor):
                     raise ValueError("MiniCPM-V needs decoded frames (run with --num-frames/--fps)")
                 frames.extend(Image.fromarray(f.permute(1, 2, 0).numpy()) for f in clip)
