@@ -3,7 +3,8 @@
 ``sample_frames`` picks ``num_frames`` uniformly over the clip, or one frame every ``1/fps``
 seconds (capped, like qwen-vl-utils' ``fps`` mode), decodes only those frames, and resizes
 them (aspect-preserving, never up) so that ``H * W <= max_pixels``. The returned tensor is
-``uint8 (T, C, H, W)``; ``return_metadata=True`` also returns a :class:`FrameSample` with the
+``uint8 (T, C, H, W)``; a clip with fewer frames than its container declares (cut short) is an error
+(:func:`check_complete`), never a silently short sample. ``return_metadata=True`` also returns a :class:`FrameSample` with the
 timestamps and sizes that video processors (Qwen2-VL ``fps``/``video_metadata``) need.
 
 Speed (``bench/decode_bench.py``, ``docs/benchmarks.md``): all wanted frames go to torchcodec in one
@@ -93,6 +94,49 @@ def open_video(video: Any, *, num_threads: int = 1):
         raise VideoDecodeError(f"{_describe(video)}: cannot decode video ({err})") from err
 
 
+def check_complete(dec: Any, name: str) -> None:
+    """Raise :class:`VideoDecodeError` when fewer frames can be read than the container declares.
+
+    A faststart mp4 (index at the front) that was cut short still opens, and without this check decodes
+    silently short (4 of 10 frames for a half-cut clip). The scan of ``seek_mode="exact"`` counts the frames
+    really present; the header says how many there should be. One frame of slack (1% for long clips) allows
+    for muxers that count an extra frame. Decoders opened without a scan (``"approximate"``) are not checked.
+    """
+    md = dec.metadata
+    declared, present = md.num_frames_from_header, md.num_frames_from_content
+    if declared and present is not None:
+        if declared - present > max(1, round(0.01 * declared)):
+            fps = float(md.average_fps_from_header or md.average_fps or 0.0)
+            seconds = f" ({present / fps:.2f} s of {declared / fps:.2f} s)" if fps else ""
+            raise VideoDecodeError(
+                f"{name}: truncated or damaged clip: only {present} of the {declared} frames its container "
+                f"declares can be read{seconds}; download or extract it again"
+            )
+        return
+    header_s, end_s = md.duration_seconds_from_header, md.end_stream_seconds_from_content
+    fps = float(md.average_fps or 0.0)
+    if header_s and end_s is not None and fps and header_s - end_s > max(2.0 / fps, 0.01 * header_s):
+        raise VideoDecodeError(
+            f"{name}: truncated or damaged clip: frames end at {end_s:.2f} s but its container declares "
+            f"{header_s:.2f} s; download or extract it again"
+        )
+
+
+def clip_problem(path: str | os.PathLike) -> str | None:
+    """None when the clip opens, has frames and is complete (:func:`check_complete`); else the reason, one line.
+
+    For build-time checks: a clip cut short is reported here instead of being embedded and sampled short.
+    """
+    try:
+        dec = open_video(path)
+        check_complete(dec, str(path))
+        if not dec.metadata.num_frames and not dec.metadata.duration_seconds:
+            return "no decodable video frames"
+    except VideoDecodeError as err:
+        return str(err).removeprefix(f"{path}: ")
+    return None
+
+
 def fit_size(height: int, width: int, max_pixels: int | None, *, multiple: int = 2) -> tuple[int, int]:
     """Largest (h, w) with the same aspect ratio, h*w <= max_pixels, rounded down to ``multiple``; never upscales."""
     if not max_pixels or height * width <= max_pixels:
@@ -148,10 +192,11 @@ def sample_frames(
 
     With both, ``fps`` decides and ``num_frames`` caps. Output ``uint8 (T, C, H, W)``, downscaled so that
     ``H * W <= max_pixels``. Raises :class:`VideoDecodeError` (a ``RuntimeError``) naming the file for
-    unreadable clips.
+    unreadable or truncated clips.
     """
     dec = open_video(video)
     name = _describe(video)
+    check_complete(dec, name)
     md = dec.metadata
     total = md.num_frames or len(dec)
     src_fps = float(md.average_fps or 0.0)
