@@ -20,8 +20,23 @@ COMMAND_MODULES = (
 )
 
 
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """``allow_abbrev=False`` on ``parser`` and every (nested) subcommand parser.
+
+    argparse accepts any unique prefix of an option by default (``--learning_rat`` for ``--learning_rate``), so a
+    typo can silently set another option. Subcommand modules create their own parsers; this covers them all.
+    """
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _no_abbreviations(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmla", description="Multimodal language analysis with LLMs (MMLA).")
+    parser = argparse.ArgumentParser(
+        prog="mmla", description="Multimodal language analysis with LLMs (MMLA).", allow_abbrev=False
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -32,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    _no_abbreviations(parser)
     return parser
 
 

@@ -9,12 +9,14 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
+PROMPT_STYLE_CHOICES = ("upstream", "upstream_sft", "paper", "mmla")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    ev = subparsers.add_parser("eval", help="zero-shot evaluation of a model on MMLA tasks")
+    ev = subparsers.add_parser("eval", help="zero-shot evaluation of a model on MMLA tasks", allow_abbrev=False)
     ev.add_argument("--model", default=None, help="Hub id, local folder or .gguf file (default: embedded smollm2)")
     ev.add_argument("--tasks", default="all", help="all, a dimension, or comma-separated task keys")
     ev.add_argument("--data", default=None, help="release folder, folder of per-task folders, or Hub repo id")
@@ -23,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--mode", default="generate", choices=["generate", "rank"])
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--limit", type=int, default=None, help="first N samples of each task")
-    ev.add_argument("--output", default="mmla_eval", help="output folder (results.json, predictions/)")
+    ev.add_argument("--output", default="mmla_eval",
+                    help="output folder (results.json, predictions/); a rerun into it resumes")  # fmt: skip
     ev.add_argument("--text-only", action="store_true", help="never show videos (default for text LLMs)")
     ev.add_argument("--num-frames", type=int, default=8, help="frames sampled per clip (MLLMs)")
     ev.add_argument("--fps", type=float, default=None, help="sample frames at this rate instead of --num-frames")
@@ -34,16 +37,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: the accelerate device)")
     ev.add_argument("--attn-implementation", default=None, help="sdpa, eager, flash_attention_2 ...")
     ev.add_argument("--max-new-tokens", type=int, default=16)
-    ev.add_argument("--prompt-style", default="mmla", choices=["mmla", "mmla_text"])
+    ev.add_argument(
+        "--prompt-style",
+        default="upstream",
+        choices=PROMPT_STYLE_CHOICES,
+        help="upstream: the upstream zero-shot string, byte for byte (comparable with the paper); "
+        "upstream_sft: the upstream fine-tuning files' wording; paper: Appendix D (mmla: old name)",
+    )
+    ev.add_argument(
+        "--upstream-labels",
+        action="store_true",
+        help="list upstream zero-shot's candidate labels (CH-SIMS: positive, negative only); "
+        "for exact reproduction of upstream runs only",
+    )
+    ev.add_argument(
+        "--parse-mode",
+        default="aliases",
+        choices=["aliases", "upstream"],
+        help="aliases: labels and their spelling variants; upstream: exactly upstream eval.py's clean()",
+    )
     ev.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt (models without template)")
-    ev.add_argument("--upstream-metrics", action="store_true", help="upstream script's macro averages (no labels=)")
+    ev.add_argument(
+        "--upstream-metrics",
+        action="store_true",
+        help="upstream eval.py's macro averages (no labels=: unknown/multi become classes)",
+    )
     ev.add_argument("--skip-bad", action="store_true", help="skip (and record) samples whose video fails to decode")
     ev.add_argument("--plots", action="store_true", help="also write PNG plots next to results.json")
     ev.add_argument("--num-processes", type=int, default=1,
                     help="data-parallel processes (one per GPU; gloo on CPU), relaunched through torchrun")  # fmt: skip
     ev.set_defaults(func=run_eval, _parser=ev)
 
-    rp = subparsers.add_parser("report", help="tables, paper comparison and plots from results.json files")
+    rp = subparsers.add_parser(
+        "report", help="tables, paper comparison and plots from results.json files", allow_abbrev=False
+    )
     rp.add_argument("dirs", nargs="+", help="evaluation output folders (or results.json files)")
     rp.add_argument("--plots", action="store_true", help="write PNG plots")
     rp.add_argument("--output", default=None, help="where to write report.md and plots (default: first dir)")
@@ -90,11 +117,86 @@ def launch_command(args: argparse.Namespace) -> list[str]:
             "-m", "mmla.eval.cli", *(["-v"] if getattr(args, "verbose", False) else []), "eval", *argv]  # fmt: skip
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Option values that can be refused before anything is loaded."""
+    for opt, value, low in (("--batch-size", args.batch_size, 1), ("--max-new-tokens", args.max_new_tokens, 1),
+                            ("--num-frames", args.num_frames, 1), ("--num-processes", args.num_processes, 1)):  # fmt: skip
+        if value < low:
+            raise ValueError(f"{opt} must be >= {low} (got {value})")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1 (got {args.limit}); omit --limit to evaluate every row")
+    if args.fps is not None and args.fps <= 0:
+        raise ValueError(f"--fps must be > 0 (got {args.fps})")
+
+
+def _peek_model(args: argparse.Namespace) -> bool | None:
+    """Whether the model is text-only, from its config alone (no weights); None when that cannot be told cheaply.
+
+    None (config unreadable, or modelling code the user has not trusted) means: load the model first, so that
+    its own error comes before any data is fetched.
+    """
+    if args.text_only:
+        return True
+    try:
+        from transformers import PretrainedConfig
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        from mmla.eval.adapters import adapter_class, resolve_model
+
+        path, gguf_file = resolve_model(args.model, args.gguf_file)
+        config, _ = PretrainedConfig.get_config_dict(path, gguf_file=gguf_file)
+    except Exception:  # load_model reports it in its own words
+        return None
+    model_type = config.get("model_type")
+    cls = adapter_class(model_type)
+    if (cls.requires_remote_code or ("auto_map" in config and model_type not in CONFIG_MAPPING)) and not (
+        args.trust_remote_code
+    ):
+        return None
+    return not cls.is_multimodal
+
+
+def _load(args: argparse.Namespace, device: str | None) -> Any:
+    from mmla.eval.adapters import load_model
+
+    return load_model(
+        args.model,
+        adapter=args.adapter,
+        gguf_file=args.gguf_file,
+        dtype=args.dtype,
+        device=device,
+        trust_remote_code=args.trust_remote_code,
+        attn_implementation=args.attn_implementation,
+        use_chat_template=not args.no_chat_template,
+        video_kwargs={"fps": args.fps} if args.fps else {"num_frames": args.num_frames},
+    )
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    if args.num_processes < 1:
-        raise ValueError("--num-processes must be >= 1")
-    if args.num_processes > 1 and not _in_distributed_launch():
-        cmd = launch_command(args)
+    # Everything that can be refused is refused before the model loads: options, tasks, the output folder, the data.
+    _check_args(args)
+    from mmla.eval.runner import claim_eval_output, load_eval_data
+    from mmla.loaders.tasks import resolve_tasks
+
+    tasks = resolve_tasks(args.tasks)  # unknown task -> KeyError with a hint
+    if not tasks:
+        raise ValueError(f"--tasks {args.tasks!r} selects no task; give task keys, a dimension or 'all'")
+    launched = _in_distributed_launch()
+    relaunch = launch_command(args) if args.num_processes > 1 and not launched else None  # checks --device
+    if not launched or int(os.environ.get("RANK", "0")) == 0:
+        claim_eval_output(args.output, protected=(args.data, args.videos, args.model, args.adapter))
+    text_only = None
+    loaded = None
+    if not launched:  # under a launcher the parent process has checked the data (children load it in order)
+        text_only = _peek_model(args)
+        if text_only is not None:
+            loaded = load_eval_data(
+                tasks, args.data, args.split, text_only=text_only, videos=args.videos, limit=args.limit
+            )
+    if relaunch is not None:
+        if text_only is None:
+            _load(args, "cpu")  # the model's own error, before launching processes
+        cmd = relaunch
         env = dict(os.environ)
         if args.device == "cpu":
             env["ACCELERATE_USE_CPU"] = "1"  # gloo CPU group in the runner, even where GPUs exist
@@ -106,24 +208,10 @@ def run_eval(args: argparse.Namespace) -> int:
     device = args.device
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = None  # each process on its own GPU (the accelerate device), not all on cuda:0
-    from mmla.eval.adapters import load_model
     from mmla.eval.report import format_results, write_plots
     from mmla.eval.runner import evaluate_tasks
-    from mmla.loaders.tasks import resolve_tasks
 
-    tasks = resolve_tasks(args.tasks)  # unknown task -> KeyError with a hint, before loading the model
-    video_kwargs = {"fps": args.fps} if args.fps else {"num_frames": args.num_frames}
-    adapter = load_model(
-        args.model,
-        adapter=args.adapter,
-        gguf_file=args.gguf_file,
-        dtype=args.dtype,
-        device=device,
-        trust_remote_code=args.trust_remote_code,
-        attn_implementation=args.attn_implementation,
-        use_chat_template=not args.no_chat_template,
-        video_kwargs=video_kwargs,
-    )
+    adapter = _load(args, device)
     results = evaluate_tasks(
         adapter,
         tasks,
@@ -133,17 +221,20 @@ def run_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         limit=args.limit,
         output_dir=args.output,
-        text_only=True if args.text_only else None,
+        text_only=True if args.text_only else text_only,
         videos=args.videos,
         num_frames=args.num_frames,
         fps=args.fps,
         prompt_style=args.prompt_style,
+        label_set="upstream" if args.upstream_labels else "full",
+        parse_mode=args.parse_mode,
         max_new_tokens=args.max_new_tokens,
         skip_bad=args.skip_bad,
         upstream_metrics=args.upstream_metrics,
         base_model=adapter.model_id if args.adapter else None,
         adapter_path=args.adapter,
         method="zero-shot" if args.adapter is None else "sft",
+        loaded=loaded,
     )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState

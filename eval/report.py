@@ -12,7 +12,40 @@ from mmla.eval.paper_results import OVERALL, PER_TASK, paper_model
 from mmla.loaders.files import read_json, save_figure_atomic, write_text_atomic
 from mmla.loaders.tasks import DIMENSIONS
 
-__all__ = ["format_results", "load_results", "paper_comparison", "write_plots", "write_report"]
+__all__ = [
+    "comparability",
+    "format_results",
+    "load_results",
+    "paper_comparison",
+    "protocol",
+    "write_plots",
+    "write_report",
+]
+
+
+def protocol(res: dict[str, Any]) -> dict[str, str]:
+    """How a run's prompt was built and its answers parsed; results written before these were recorded
+    used the Appendix D prompt (``mmla``, now ``paper``), the full label lists and alias parsing."""
+    style = res.get("prompt_style") or "paper"
+    return {
+        "prompt_style": "paper" if style == "mmla" else style,
+        "label_set": res.get("label_set") or "full",
+        "parse_mode": res.get("parse_mode") or "aliases",
+    }
+
+
+def comparability(res: dict[str, Any]) -> tuple[str, ...]:
+    """Runs rank against each other only when this key is equal: same split, prompt, label list and parsing
+    (parsing only matters for generated answers; rank mode picks a label directly)."""
+    p = protocol(res)
+    parse = p["parse_mode"] if res.get("mode", "generate") == "generate" else "-"
+    return (str(res.get("split")), p["prompt_style"], p["label_set"], parse)
+
+
+def _describe(key: tuple[str, ...]) -> str:
+    split, style, labels, parse = key
+    parse_s = "" if parse == "-" else f", parsing {parse}"
+    return f"{split} split, prompt style {style}, {labels} label lists{parse_s}"
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
@@ -34,7 +67,12 @@ def _fmt(v: Any) -> str:
 
 def format_results(res: dict[str, Any]) -> str:
     """Markdown: one row per task (six metrics, 95% CI of ACC), then per dimension and overall."""
-    head = f"### {res['model']} ({res.get('method', 'zero-shot')}, {res.get('mode')}, {res.get('split')})\n\n"
+    p = protocol(res)
+    head = (
+        f"### {res['model']} ({res.get('method', 'zero-shot')}, {res.get('mode')}, {res.get('split')})\n\n"
+        f"Prompt style {p['prompt_style']}, {p['label_set']} label lists, parsing {p['parse_mode']}"
+        f"{', upstream metrics (unknown/multi as classes)' if res.get('upstream_metrics') else ''}.\n\n"
+    )
     lines = ["| task | dimension | n | ACC | 95% CI | WF1 | WP | F1 | R | P | unknown | multi |",
              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for key, t in res["tasks"].items():
@@ -70,19 +108,41 @@ def paper_comparison(res: dict[str, Any]) -> str:
         rows.append(f"| overall ACC ({len(res['tasks'])} tasks) | {_fmt(res['overall']['acc'])} | {ref_all:.2f} |")
     if len(rows) == 2:
         return ""
-    note = "" if res.get("split") == "test" else f" (this run: {res.get('split')} split, not comparable one to one)"
+    notes = []
+    if res.get("split") != "test":
+        notes.append(f"{res.get('split')} split")
+    p = protocol(res)
+    if p["prompt_style"] != "upstream":
+        notes.append(f"prompt style {p['prompt_style']}, while the paper's numbers used the upstream prompt")
+    note = f" (this run: {'; '.join(notes)}; not comparable one to one)" if notes else ""
     return f"Paper comparison: {name}, {method}{note}\n\n" + "\n".join(rows)
 
 
 def write_report(runs: Sequence[dict[str, Any]], out_dir: str | os.PathLike) -> str:
-    """``report.md``: each run's tables, then a leaderboard of the runs by overall ACC."""
+    """``report.md``: a leaderboard of the runs by overall ACC, then each run's tables.
+
+    Runs are ranked only against runs of the same split, prompt style, label lists and parsing: with
+    several such groups there is one leaderboard per group, and the report says why.
+    """
     text = "\n\n".join(format_results(r) for r in runs)
     if len(runs) > 1:
-        board = ["| rank | model | method | mode | overall ACC | n |", "|---:|---|---|---|---:|---:|"]
-        for i, r in enumerate(sorted(runs, key=lambda r: -r["overall"]["acc"]), 1):
-            board.append(f"| {i} | {r['model']} | {r.get('method')} | {r.get('mode')} | "
-                         f"{_fmt(r['overall']['acc'])} | {r['overall']['n']} |")  # fmt: skip
-        text = "## Leaderboard\n\n" + "\n".join(board) + "\n\n" + text
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for r in runs:
+            groups.setdefault(comparability(r), []).append(r)
+        parts = []
+        if len(groups) > 1:
+            parts.append(
+                "The runs differ in split, prompt style, label lists or answer parsing, which change the scores: "
+                "each group below is ranked on its own, and runs of different groups are not compared."
+            )
+        for key, members in groups.items():
+            title = f"## Leaderboard ({_describe(key)})"
+            board = [title, "", "| rank | model | method | mode | overall ACC | n |", "|---:|---|---|---|---:|---:|"]
+            for i, r in enumerate(sorted(members, key=lambda r: -r["overall"]["acc"]), 1):
+                board.append(f"| {i} | {r['model']} | {r.get('method')} | {r.get('mode')} | "
+                             f"{_fmt(r['overall']['acc'])} | {r['overall']['n']} |")  # fmt: skip
+            parts.append("\n".join(board))
+        text = "\n\n".join(parts) + "\n\n" + text
     write_text_atomic(Path(out_dir) / "report.md", text + "\n")
     return text
 

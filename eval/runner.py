@@ -4,7 +4,9 @@ Per task: rows -> prompts (``mmla.eval.prompts``) -> length-sorted batches -> ad
 inputs -> ``generate`` or ``rank`` (``mmla.eval.scoring``) -> parsed labels -> metrics.
 Each finished batch is appended to ``output_dir/predictions/<task>.jsonl`` and flushed,
 so a killed run resumes where it stopped; rows whose prompt hash (prompt text + every
-setting that changes the answer) matches are reused.
+setting that changes the answer) matches are reused. Rows are keyed by id within a task, so
+ids must be unique (checked before anything is computed). Generated answers are re-parsed
+with the run's parse mode, so ``--parse-mode`` changes no hash.
 """
 
 from __future__ import annotations
@@ -24,16 +26,31 @@ from typing import Any
 import torch
 
 from mmla.eval.adapters.base import ModelAdapter
-from mmla.eval.parsing import MULTI, UNKNOWN, parse_answer
-from mmla.eval.prompts import build_messages, build_target
-from mmla.loaders.files import write_json_atomic, write_text_atomic
+from mmla.eval.parsing import MULTI, PARSE_MODES, UNKNOWN, parse_answer
+from mmla.eval.prompts import DEFAULT_STYLE, LABEL_SETS, build_messages, build_target, normalize_style
+from mmla.loaders.files import (
+    claim_output_dir,
+    mark_output_dir,
+    output_kind,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from mmla.loaders.tasks import DIMENSIONS, TaskSpec, get_task, resolve_tasks
 
-__all__ = ["EvalSettings", "evaluate_tasks", "read_predictions", "write_json_atomic"]
+__all__ = [
+    "EvalSettings",
+    "claim_eval_output",
+    "evaluate_tasks",
+    "load_eval_data",
+    "read_predictions",
+    "write_json_atomic",
+]
 
 logger = logging.getLogger(__name__)
 MMLA_VERSION = "0.1.0"
 SKIPPED = "skipped"
+OUTPUT_KIND = "mmla eval"
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,8 @@ class EvalSettings:
     text_only: bool = True
     num_frames: int | None = None
     fps: float | None = None
-    prompt_style: str = "mmla"
+    prompt_style: str = DEFAULT_STYLE
+    label_set: str = "full"
     use_chat_template: bool = True
 
     def fingerprint(self) -> str:
@@ -99,6 +117,40 @@ def read_predictions(path: str | os.PathLike, *, repair: bool = True) -> dict[st
     return rows
 
 
+# ---------------------------------------------------------------------------------------------- output
+_LEGACY_ENTRIES = {"results.json", "predictions", "report.md", "dimensions.png", "radar.png"}
+
+
+def _adopt_legacy(out: Path) -> None:
+    """Mark an evaluation folder written before output markers existed, so that a rerun resumes it.
+
+    Recognised only when it holds nothing but what ``mmla eval`` writes and its results.json is ours.
+    """
+    if not out.is_dir() or output_kind(out) is not None or not os.access(out, os.W_OK):
+        return
+    names = {p.name for p in out.iterdir()}
+    if "results.json" not in names or not names <= _LEGACY_ENTRIES:
+        return
+    try:
+        res = read_json(out / "results.json")
+    except (OSError, ValueError):
+        return
+    if isinstance(res, dict) and "mmla_version" in res and "tasks" in res:
+        mark_output_dir(out, OUTPUT_KIND)
+        logger.info("%s: an evaluation output of an earlier mmla version; marked it and resuming", out)
+
+
+def claim_eval_output(path: str | os.PathLike, *, protected: Sequence[Any] = (), option: str = "--output") -> Path:
+    """Check, before any model or data is loaded, that ``path`` may hold this evaluation; return it resolved.
+
+    A new or empty folder, or an earlier ``mmla eval`` output (which the run resumes). Refused: a file,
+    user files, a folder holding an input (``protected``: data, videos, model, adapter), a read-only one.
+    """
+    _adopt_legacy(Path(path).expanduser())
+    local = [p for p in protected if p is not None and Path(str(p)).expanduser().exists()]
+    return claim_output_dir(path, OUTPUT_KIND, resume=True, protected=local, option=option)
+
+
 # ---------------------------------------------------------------------------------------------- data
 def _load_split(task: TaskSpec, data: Any, split: str, text_only: bool, videos: Any = None) -> Any:
     """A ``datasets.Dataset`` of one task's split, from a path/repo (via ``mmla.loaders.load_task``) or given.
@@ -122,6 +174,62 @@ def _load_split(task: TaskSpec, data: Any, split: str, text_only: bool, videos: 
     )
 
 
+def _check_rows(task: TaskSpec, ds: Any, split: str, where: str) -> None:
+    """Columns, at least one row, unique ids: predictions are keyed by id, so two rows may never share one."""
+    cols = [c for c in ("id", "text", "label") if c in ds.column_names]
+    if cols != ["id", "text", "label"]:
+        raise ValueError(f"task {task.key} ({where}): rows need id, text and label columns (have {ds.column_names})")
+    if len(ds) == 0:
+        raise ValueError(f"task {task.key}: the {split} split of {where} has no rows; nothing to evaluate")
+    first: dict[str, int] = {}
+    dups: dict[str, list[int]] = {}
+    for i, rid in enumerate(ds["id"]):
+        key = str(rid)
+        if key in first:
+            dups.setdefault(key, [first[key]]).append(i)
+        else:
+            first[key] = i
+    if dups:
+        shown = "; ".join(f"{k!r} (rows {', '.join(map(str, v))})" for k, v in list(dups.items())[:5])
+        more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+        raise ValueError(
+            f"task {task.key}: duplicate ids in the {split} split of {where}: {shown}{more}. Each row needs its "
+            f"own id (predictions are stored by id); fix the data or rebuild it with `mmla data build`"
+        )
+
+
+def load_eval_data(
+    tasks: Sequence[TaskSpec],
+    data: Any,
+    split: str,
+    *,
+    text_only: bool,
+    videos: str | os.PathLike | None = None,
+    limit: int | None = None,
+    state: Any = None,
+) -> dict[str, Any]:
+    """Each task's split (first ``limit`` rows), checked: columns, not empty, unique ids.
+
+    ``mmla eval`` calls it before the model loads, so bad data costs no model load.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 (got {limit}); pass None to evaluate every row")
+    where = (
+        "the given data"
+        if data is not None and not isinstance(data, str | os.PathLike)
+        else str(data or "the Hub release")
+    )
+    out: dict[str, Any] = {}
+    for task in tasks:
+        with state.main_process_first() if state is not None else contextlib.nullcontext():
+            ds = _load_split(task, data, split, text_only, videos)  # process 0 builds the datasets cache first
+        if limit is not None:
+            ds = ds.select(range(min(limit, len(ds))))
+        _check_rows(task, ds, split, where)
+        out[task.key] = ds
+    return out
+
+
 def _gold(task: TaskSpec, ds: Any, value: Any) -> str:
     if isinstance(value, int):
         feature = ds.features.get("label")
@@ -138,19 +246,54 @@ def _hash(settings: EvalSettings, prompt: str) -> str:
 
 
 def _records(adapter: ModelAdapter, task: TaskSpec, ds: Any, settings: EvalSettings) -> list[_Record]:
-    cols = [c for c in ("id", "text", "label") if c in ds.column_names]
-    if cols != ["id", "text", "label"]:
-        raise ValueError(f"task {task.key}: rows need id, text and label columns (have {ds.column_names})")
-    table = ds.select_columns(cols).to_dict()
+    table = ds.select_columns(["id", "text", "label"]).to_dict()
     nvid = 0 if settings.text_only else 1
     out = []
     for i, (rid, text, label) in enumerate(zip(table["id"], table["text"], table["label"], strict=True)):
-        messages = build_messages(task, text, num_videos=nvid, style=settings.prompt_style)
+        messages = build_messages(
+            task, text, num_videos=nvid, style=settings.prompt_style, label_set=settings.label_set
+        )
         prompt = adapter.prompt_text(messages)
         out.append(
             _Record(i, str(rid), text, _gold(task, ds, label), prompt, _hash(settings, prompt), messages, task, ds)
         )
     return out
+
+
+def _context_length(adapter: ModelAdapter) -> int | None:
+    """The model's context window (``max_position_embeddings`` of its config or text config), if it says."""
+    cfg = getattr(adapter.model, "config", None)
+    for c in (cfg, getattr(cfg, "text_config", None)):
+        n = getattr(c, "max_position_embeddings", None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
+def _check_context(adapter: ModelAdapter, task: TaskSpec, recs: list[_Record], settings: EvalSettings) -> None:
+    """A prompt (plus its answer) beyond the model's context is an error naming the rows, before any batch runs.
+
+    Positions past the context give garbage (RoPE) or an index error (learned positions): never silently.
+    Video placeholders count as the text tokens they are before the processor expands them.
+    """
+    ctx = _context_length(adapter)
+    if ctx is None or not recs:
+        return
+    tok = adapter.tokenizer
+    lengths = [len(ids) for ids in tok([r.prompt for r in recs], add_special_tokens=False)["input_ids"]]
+    if settings.mode == "generate":
+        extra, what = settings.max_new_tokens, f"--max-new-tokens {settings.max_new_tokens}"
+    else:
+        targets = tok([build_target(task, lab) for lab in task.labels], add_special_tokens=False)["input_ids"]
+        extra, what = max(len(t) for t in targets), "the longest label"
+    over = [(r, n) for r, n in zip(recs, lengths, strict=True) if n + extra > ctx]
+    if over:
+        shown = ", ".join(f"{r.id!r} ({n} tokens)" for r, n in over[:5])
+        more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+        raise ValueError(
+            f"task {task.key}: the prompt of row {shown}{more} plus {what} exceeds the model's context of {ctx} "
+            f"tokens; shorten or drop that utterance, or use a model with a longer context"
+        )
 
 
 def _frames(ds: Any, rec: _Record, task: TaskSpec, settings: EvalSettings) -> torch.Tensor:
@@ -182,6 +325,7 @@ def _score_batch(
     videos: list[list[torch.Tensor]] | None,
     settings: EvalSettings,
     candidates: dict[str, list[list[int]]],
+    parse_mode: str = "aliases",
 ) -> list[dict[str, Any]]:
     """Score one batch; in generate mode it may mix tasks, in rank mode it holds one task (one label set)."""
     from mmla.eval.scoring import generate_answers, rank_scores
@@ -191,7 +335,7 @@ def _score_batch(
     if settings.mode == "generate":
         answers = generate_answers(adapter, inputs, max_new_tokens=settings.max_new_tokens)
         for rec, ans in zip(batch, answers, strict=True):
-            rows.append({"raw": ans, "pred": parse_answer(rec.task, ans)})
+            rows.append({"raw": ans, "pred": parse_answer(rec.task, ans, parse_mode)})
     else:
         task = batch[0].task
         assert task is not None and all(r.task is task for r in batch)
@@ -218,6 +362,7 @@ def _run_pending(
     skip_bad: bool,
     show_progress: bool,
     on_batch_end: Callable[[str, int], None] | None,
+    parse_mode: str = "aliases",
 ) -> dict[str, list[dict[str, Any]]]:
     """Score ``pending`` records (of any tasks), appending each batch's rows to its task's file."""
     from contextlib import ExitStack
@@ -264,7 +409,11 @@ def _run_pending(
             try:
                 if batch_ok:
                     rows.extend(
-                        zip(batch_ok, _score_batch(adapter, batch_ok, videos, settings, candidates), strict=True)
+                        zip(
+                            batch_ok,
+                            _score_batch(adapter, batch_ok, videos, settings, candidates, parse_mode),
+                            strict=True,
+                        )
                     )
             except Exception as err:
                 if not _is_oom(err) or batch_size == 1:
@@ -308,7 +457,9 @@ def evaluate_tasks(
     videos: str | os.PathLike | None = None,
     num_frames: int | None = 8,
     fps: float | None = None,
-    prompt_style: str = "mmla",
+    prompt_style: str = DEFAULT_STYLE,
+    label_set: str = "full",
+    parse_mode: str = "aliases",
     max_new_tokens: int = 16,
     skip_bad: bool = False,
     upstream_metrics: bool = False,
@@ -319,21 +470,37 @@ def evaluate_tasks(
     n_bootstrap: int = 1000,
     show_progress: bool = True,
     on_batch_end: Callable[[str, int], None] | None = None,
+    loaded: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``adapter`` on ``tasks`` and write ``output_dir/results.json`` (schema in docs/architecture.md).
 
     ``data``: a release folder / repo id for ``mmla.loaders.load_task``, or a mapping task key ->
-    ``Dataset``/path; ``videos`` is the folder of restricted corpora's clips. ``text_only`` defaults to ``not adapter.is_multimodal``. Under ``accelerate
-    launch`` the pending samples are split across processes and only process 0 writes.
+    ``Dataset``/path; ``videos`` is the folder of restricted corpora's clips. ``loaded``: the splits
+    :func:`load_eval_data` already returned (``mmla eval`` checks the data before loading the model);
+    ``data`` is then only recorded. ``text_only`` defaults to ``not adapter.is_multimodal``.
+    ``prompt_style`` / ``label_set`` / ``parse_mode``: see :mod:`mmla.eval.prompts` and
+    :mod:`mmla.eval.parsing`; all three are recorded in the results. Under ``accelerate launch`` the
+    pending samples are split across processes and only process 0 writes.
     """
     if mode not in ("generate", "rank"):
         raise ValueError(f"unknown mode {mode!r}; use generate or rank")
     if batch_size < 1:
-        raise ValueError("batch size must be >= 1")
+        raise ValueError(f"batch size must be >= 1 (got {batch_size})")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 (got {limit}); pass None to evaluate every row")
+    if mode == "generate" and max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
+    prompt_style = normalize_style(prompt_style)
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"unknown label set {label_set!r}; choose one of {', '.join(LABEL_SETS)}")
+    if parse_mode not in PARSE_MODES:
+        raise ValueError(f"unknown parse mode {parse_mode!r}; choose one of {', '.join(PARSE_MODES)}")
     if tasks is None or isinstance(tasks, str):
         task_list = resolve_tasks(tasks)
     else:
         task_list = [t if isinstance(t, TaskSpec) else get_task(t) for t in tasks]
+    if not task_list:
+        raise ValueError(f"no task selected by {tasks!r}")
     text_only = (not adapter.is_multimodal) if text_only is None else text_only
     if not text_only and not adapter.is_multimodal:
         raise ValueError(f"{adapter.model_id} is a text-only model; evaluate it with --text-only")
@@ -348,11 +515,17 @@ def evaluate_tasks(
         num_frames=None if text_only else num_frames,
         fps=None if text_only else fps,
         prompt_style=prompt_style,
+        label_set=label_set,
         use_chat_template=adapter.use_chat_template,
     )
-    out_dir = Path(output_dir)
     state = _dist_state()
     is_main = state is None or state.is_main_process
+    out_dir = Path(output_dir)
+    if is_main:
+        out_dir = claim_eval_output(output_dir, option="output_dir")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if output_kind(out_dir) != OUTPUT_KIND:
+            mark_output_dir(out_dir, OUTPUT_KIND)  # first, so that a killed run is recognised and resumed
     results: dict[str, Any] = {
         "mmla_version": MMLA_VERSION,
         "model": settings.model,
@@ -368,6 +541,9 @@ def evaluate_tasks(
         else "in-memory",
         "text_only": text_only,
         "prompt_style": prompt_style,
+        "label_set": label_set,
+        "parse_mode": parse_mode,  # applies to generated answers (rank mode picks a label directly)
+        "upstream_metrics": upstream_metrics,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "settings": asdict(settings),
         "tasks": {},
@@ -375,14 +551,15 @@ def evaluate_tasks(
     pooled: dict[str, list[tuple[list[str], list[str]]]] = {}
     t_start = time.perf_counter()
     pred_dir = out_dir / "predictions"
+    given = dict(loaded or {})
+    missing = [t for t in task_list if t.key not in given]
+    if missing:
+        given.update(load_eval_data(missing, data, split, text_only=text_only, videos=videos, limit=limit, state=state))
     per_task: list[tuple[TaskSpec, list[_Record], dict[str, dict[str, Any]]]] = []
     pending: list[_Record] = []
     for task in task_list:
-        with state.main_process_first() if state is not None else contextlib.nullcontext():
-            ds = _load_split(task, data, split, text_only, videos)  # process 0 builds the datasets cache first
-        if limit is not None:
-            ds = ds.select(range(min(limit, len(ds))))
-        recs = _records(adapter, task, ds, settings)
+        recs = _records(adapter, task, given[task.key], settings)
+        _check_context(adapter, task, recs, settings)
         cached = _read_cache(pred_dir / f"{task.key}.jsonl") if is_main else {}
         if state is not None and state.num_processes > 1:
             cached = _broadcast(cached, state)
@@ -394,7 +571,8 @@ def evaluate_tasks(
         pending.extend(todo)
     new_rows: dict[str, list[dict[str, Any]]] = {}
     if pending:
-        kw = {"skip_bad": skip_bad, "show_progress": show_progress and is_main, "on_batch_end": on_batch_end}
+        kw = {"skip_bad": skip_bad, "show_progress": show_progress and is_main, "on_batch_end": on_batch_end,
+              "parse_mode": parse_mode}  # fmt: skip
         if state is not None and state.num_processes > 1:
             from accelerate.utils import gather_object
 
@@ -413,6 +591,10 @@ def evaluate_tasks(
     for task, recs, reuse in per_task:
         by_id = {**reuse, **{r["id"]: r for r in new_rows.get(task.key, [])}}
         rows = [by_id[r.id] for r in recs]
+        if mode == "generate":  # cached answers may have been parsed in the other mode
+            for row in rows:
+                if row["pred"] != SKIPPED:
+                    row["pred"] = parse_answer(task, row["raw"], parse_mode)
         if is_main:
             _rewrite_ordered(pred_dir / f"{task.key}.jsonl", rows)
         results["tasks"][task.key] = _task_result(task, rows, upstream_metrics, n_bootstrap)

@@ -114,7 +114,7 @@ def test_killed_run_resumes_to_the_same_predictions(tok, data, tmp_path: Path, m
     again = evaluate_tasks(ad, ["mintrec"], data, "test", output_dir=tmp_path / "resumed", **kw)
     assert again["timing"]["samples_computed"] == 0  # a finished task is not recomputed
     changed = evaluate_tasks(
-        ad, ["mintrec"], data, "test", output_dir=tmp_path / "resumed", **{**kw, "prompt_style": "mmla_text"}
+        ad, ["mintrec"], data, "test", output_dir=tmp_path / "resumed", **{**kw, "prompt_style": "paper"}
     )
     assert changed["timing"]["samples_computed"] == 14  # other prompt -> other hash -> recomputed
 
