@@ -21,10 +21,12 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from mmla.loaders.sample import MANUAL_DIRNAME, write_sample_release
+    from mmla.loaders.sample import HUB_DIRNAME, MANUAL_DIRNAME, write_sample_release
 
-    root = write_sample_release(args.out, tasks=args.tasks, per_class=args.per_class, seed=args.seed)
-    print(f"release: {root}\nvideos of restricted corpora: {Path(args.out) / MANUAL_DIRNAME}")
+    root = write_sample_release(args.out, tasks=args.tasks, per_class=args.per_class, seed=args.seed,
+                                overwrite=args.overwrite)  # fmt: skip
+    print(f"release (upstream layout): {root}\nvideos of restricted corpora: {Path(args.out) / MANUAL_DIRNAME}")
+    print(f"release (Hub layout: id/text/label TSVs + one clip archive per corpus): {Path(args.out) / HUB_DIRNAME}")
     return 0
 
 
@@ -46,12 +48,20 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from mmla.loaders.fetch import fetch_release
+    import sys
+
+    from mmla.loaders.fetch import fetch_corpus, restricted_message
     from mmla.loaders.tasks import resolve_tasks
 
+    if args.videos and args.text_only:
+        raise ValueError("--videos and --text-only contradict each other: pass one")
     for t in resolve_tasks(args.tasks):
-        root = fetch_release(t, args.out, text_only=args.text_only, revision=args.revision)
-        print(f"{t.key}: {root / t.release_dir}")
+        if args.videos and not t.video.redistributable:
+            print(f"{t.key}: text only. {restricted_message(t)}", file=sys.stderr)
+        res = fetch_corpus(t, args.out, text_only=not args.videos, revision=args.revision,
+                           keep_archive=args.keep_archive)  # fmt: skip
+        video = f"; {res.clips} clips in {res.video_dir}" if res.video_dir else ""
+        print(f"{t.key}: {res.folder} (revision {res.revision}{video})")
     return 0
 
 
@@ -68,11 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True)
     b.set_defaults(func=_build)
 
-    s = sub.add_parser("sample", help="write tiny synthetic releases with real mp4 clips")
-    s.add_argument("--out", required=True)
+    s = sub.add_parser("sample", help="write tiny synthetic releases (upstream and Hub layouts) with real mp4 clips",
+                       allow_abbrev=False)  # fmt: skip
+    s.add_argument("--out", required=True, help="new or empty folder, or an earlier sample (with --overwrite)")
     s.add_argument("--tasks", default=None, help="'all' (default), a dimension, or t1,t2")
     s.add_argument("--per-class", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier `mmla data sample` output in --out")
     s.set_defaults(func=_sample)
 
     i = sub.add_parser("info", help="list tasks, labels, sizes and video licenses")
@@ -80,9 +92,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_info)
 
-    f = sub.add_parser("fetch", help="download a corpus from THUIAR/MMLA-Datasets (videos only if redistributable)")
+    f = sub.add_parser("fetch", help="download a corpus from THUIAR/MMLA-Datasets (its TSVs; clips with --videos)",
+                       allow_abbrev=False)  # fmt: skip
     f.add_argument("tasks")
-    f.add_argument("--out", default=None, help="local folder (default: the Hub cache)")
-    f.add_argument("--text-only", action="store_true")
-    f.add_argument("--revision", default=None)
+    f.add_argument("--videos", action="store_true",
+                   help="also download and extract the corpus' clip archive (redistributable corpora only)")  # fmt: skip
+    f.add_argument("--text-only", action="store_true", help="the default; kept for old scripts")
+    f.add_argument("--out", default=None, help="release root to write (default: $MMLA_FETCH_DIR or $HF_HOME/mmla/...)")
+    f.add_argument("--revision", default=None, help="branch, tag or commit sha of the Hub repo (default: main)")
+    f.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive after extracting it")
     f.set_defaults(func=_fetch)

@@ -1,11 +1,19 @@
 """Synthetic MMLA releases with real tiny mp4 clips, for tests and the demo.
 
-The layout mirrors the published release (Hub dataset ``THUIAR/MMLA-Datasets``, read by
-:mod:`mmla.loaders.sources.mmla_release`)::
+Two layouts of the same rows and clips are written (read by :mod:`mmla.loaders.sources.mmla_release`).
+The one the upstream scripts read::
 
     <out_dir>/MMLA-Datasets/<release folder>/{train,dev,test}.tsv     # columns: id, utterance, <dimension>, speaker
     <out_dir>/MMLA-Datasets/<release folder>/video/<release_name>_<id>.mp4   # redistributable corpora only
     <out_dir>/manual_videos/<release_name>_<id>.mp4                    # restricted corpora (stands in for manual_dir)
+
+and the one the Hub release ``THUIAR/MMLA-Datasets`` really has (what ``mmla data fetch`` downloads; the
+tests serve it from a local fake Hub)::
+
+    <out_dir>/MMLA-Datasets-hub/<release folder>/{train,dev,test}.tsv   # columns: id, text, label
+    <out_dir>/MMLA-Datasets-hub/<release folder>/<irregular name>.tar.gz
+        # one archive per redistributable corpus, e.g. MIntRec/MIntRec_video.tar.gz holding
+        # MIntRec_video/<split>/MIntRec_<id>.mp4 (nested folders, as the real archives have)
 
 Only a handful of distinct clips are encoded (H.264 + AAC, different sizes, lengths and
 frame rates) and copied for every row, so all twelve tasks are written in a few seconds.
@@ -15,10 +23,13 @@ Nothing binary is committed: everything is generated at run time.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import os
 import random
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,11 +37,24 @@ from pathlib import Path
 
 import numpy as np
 
+from mmla.loaders.files import claim_output_dir, clean_stale_temps, make_temp_dir, mark_output_dir, replace_dir_atomic
 from mmla.loaders.tasks import TaskSpec, resolve_tasks
 
 RELEASE_DIRNAME = "MMLA-Datasets"
+HUB_DIRNAME = "MMLA-Datasets-hub"
 MANUAL_DIRNAME = "manual_videos"
 SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
+SAMPLE_KIND = "mmla data sample"
+
+HUB_ARCHIVES = {
+    "MIntRec": "MIntRec_video.tar.gz",
+    "MELD": "MELD_video.tar.gz",
+    "AnnoMi-client": "AnnoMI-client_video.tar.gz",
+    "UR-FUNNY-v2": "UR-FUNNYv2_video.tar.gz",
+    "CH-SIMSv2.0": "Ch-simsv2_video.tar.gz",
+}
+"""Archive names on the Hub as SPEC.md lists them (capital I, missing dash, other case); the other corpora
+get ``<folder>_video.tar.gz``. Fetching never relies on these names: it lists the folder."""
 
 
 @dataclass(frozen=True)
@@ -128,50 +152,124 @@ def _text(task: TaskSpec, label: str, rng: random.Random, i: int) -> str:
 
 
 def write_sample_release(
-    out_dir: str | os.PathLike, tasks: str | Iterable[str] | None = None, per_class: int = 2, seed: int = 0
+    out_dir: str | os.PathLike,
+    tasks: str | Iterable[str] | None = None,
+    per_class: int = 2,
+    seed: int = 0,
+    *,
+    overwrite: bool = False,
+    hub_layout: bool = True,
 ) -> Path:
-    """Write tiny synthetic releases of ``tasks`` (default: all 12) and return the release root.
+    """Write tiny synthetic releases of ``tasks`` (default: all 12) and return the (upstream layout) release root.
 
     Every class appears ``per_class`` times in each of train/validation/test. The returned
-    path is what ``load_task(task, data=...)`` takes; restricted corpora (MOSI, IEMOCAP,
-    IEMOCAP-DA, Anno-MI) keep their clips in ``<out_dir>/manual_videos`` (pass it as
-    ``videos=``), because the real release does not contain them.
+    path is what ``load_task(task, data=...)`` takes; restricted corpora (those whose video MMLA does not
+    redistribute) keep their clips in ``<out_dir>/manual_videos`` (pass it as ``videos=``), because the
+    real release does not contain them. With ``hub_layout`` the same rows and clips are also written in
+    the Hub's layout under ``<out_dir>/MMLA-Datasets-hub`` (see the module docstring).
+
+    ``out_dir`` must be new, empty, or (with ``overwrite``) an earlier sample: everything is written to a temp
+    folder next to it that replaces it only when complete, so user files are never touched.
     """
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
-    out_dir = Path(out_dir)
-    root = out_dir / RELEASE_DIRNAME
-    manual = out_dir / MANUAL_DIRNAME
-    root.mkdir(parents=True, exist_ok=True)
-    manual.mkdir(parents=True, exist_ok=True)
     specs = resolve_tasks(tasks)
+    out = claim_output_dir(out_dir, SAMPLE_KIND, overwrite=overwrite)
+    clean_stale_temps(out.parent, out.name)
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
+    try:
+        root, manual = tmp / RELEASE_DIRNAME, tmp / MANUAL_DIRNAME
+        hub = tmp / HUB_DIRNAME if hub_layout else None
+        root.mkdir()
+        manual.mkdir()
+        with tempfile.TemporaryDirectory(dir=tmp, prefix=".clips-") as clip_dir:
+            clips = [
+                write_clip(Path(clip_dir) / f"clip{k}.mp4", spec, seed=seed + k) for k, spec in enumerate(CLIP_SPECS)
+            ]
+            for task in specs:
+                rows = _write_task(task, root, manual, clips, per_class=per_class, seed=seed)
+                if hub is not None:
+                    _write_hub_task(task, hub, rows, root / task.release_dir / "video")
+        mark_output_dir(tmp, SAMPLE_KIND)
+        replace_dir_atomic(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Path(out_dir) / RELEASE_DIRNAME
 
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".clips-") as tmp:
-        clips = [write_clip(Path(tmp) / f"clip{k}.mp4", spec, seed=seed + k) for k, spec in enumerate(CLIP_SPECS)]
-        for task in specs:
-            _write_task(task, root, manual, clips, per_class=per_class, seed=seed)
-    return root
+
+@dataclass(frozen=True)
+class _Row:
+    split: str
+    id: str
+    text: str
+    label: str
 
 
-def _write_task(task: TaskSpec, root: Path, manual: Path, clips: list[Path], *, per_class: int, seed: int) -> None:
+def _write_task(
+    task: TaskSpec, root: Path, manual: Path, clips: list[Path], *, per_class: int, seed: int
+) -> list[_Row]:
     rng = random.Random(f"{seed}-{task.key}")
     folder = root / task.release_dir
     video_dir = folder / "video" if task.video.redistributable else manual
     folder.mkdir(parents=True, exist_ok=True)
     video_dir.mkdir(parents=True, exist_ok=True)
+    written: list[_Row] = []
     for split, filename in SPLIT_FILES.items():
         rows = []
         for label in task.labels:
             for j in range(per_class):
                 rows.append((label, j))
         rng.shuffle(rows)
-        tmp = folder / (filename + ".part")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        with open(folder / filename, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
             writer.writerow(["id", "utterance", task.dimension, "speaker"])
             for i, (label, _) in enumerate(rows):
                 uid = f"{split}_{i:04d}"
-                writer.writerow([uid, _text(task, label, rng, i), label, rng.choice(["A", "B", "C"])])
+                text = _text(task, label, rng, i)
+                writer.writerow([uid, text, label, rng.choice(["A", "B", "C"])])
                 clip = clips[rng.randrange(len(clips))]
                 shutil.copyfile(clip, video_dir / f"{task.release_name}_{uid}.mp4")
-        os.replace(tmp, folder / filename)
+                written.append(_Row(filename.removesuffix(".tsv"), uid, text, label))
+    return written
+
+
+def hub_archive_name(task: TaskSpec) -> str:
+    return HUB_ARCHIVES.get(task.release_dir, f"{task.release_dir}_video.tar.gz")
+
+
+def _write_hub_task(task: TaskSpec, hub: Path, rows: list[_Row], video_dir: Path) -> None:
+    """The Hub layout: ``id, text, label`` TSVs and, when redistributable, one archive with nested folders."""
+    folder = hub / task.release_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename in SPLIT_FILES.values():
+        split = filename.removesuffix(".tsv")
+        lines = ["id\ttext\tlabel"] + [f"{r.id}\t{r.text}\t{r.label}" for r in rows if r.split == split]
+        (folder / filename).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if task.video.redistributable:
+        name = hub_archive_name(task)
+        stem = name.removesuffix(".tar.gz")
+        members = {f"{stem}/{r.split}/{task.release_name}_{r.id}.mp4": video_dir / f"{task.release_name}_{r.id}.mp4"
+                   for r in rows}  # fmt: skip
+        write_tar_gz(folder / name, members)
+
+
+def write_tar_gz(path: Path, members: dict[str, Path | bytes]) -> Path:
+    """A reproducible ``.tar.gz`` (fixed mtimes and owners) of ``{name in archive: file or bytes}``, with the
+    parent folders as their own members, as ``tar czf`` writes them."""
+    dirs = sorted({str(Path(n).parents[i]) for n in members for i in range(len(Path(n).parts) - 1)})
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf,
+    ):
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tf.addfile(info)
+        for name, src in sorted(members.items()):
+            data = src if isinstance(src, bytes) else Path(src).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tf.addfile(info, io.BytesIO(data))
+    return path

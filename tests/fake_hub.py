@@ -7,6 +7,9 @@ commits can be made to fail (HTTP 500 or a dropped connection) to test retries, 
 case of a commit that is applied but whose response is lost ("apply-drop", "apply-500"), and a commit by
 another client landing first ("race": the Hub then answers 412 to a stale ``parentCommit``). Tokens can be
 checked (``valid_tokens``): any other bearer gets 401 as the real Hub answers a bad token.
+Dataset repos can be served from a folder (``add_repo_from_folder``, e.g. the Hub layout that
+``mmla data sample`` writes), with git oids and LFS sha256 in tree listings, ``Range`` resumes, and downloads
+that drop part-way (``fail_downloads``).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-LFS_SUFFIXES = (".parquet", ".safetensors", ".bin", ".mp4")
+LFS_SUFFIXES = (".parquet", ".safetensors", ".bin", ".mp4", ".tar.gz", ".tgz", ".tar", ".zip")
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Request:
     query: dict[str, list[str]]
     body: bytes
     authorization: str | None
+    range: str | None = None
+    """The ``Range`` header (a resumed download)."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -69,6 +75,9 @@ class FakeHub:
         self.requests: list[Request] = []
         self.fail_commits: list[str] = []
         self.valid_tokens: set[str] | None = None
+        self.fail_downloads: dict[str, list[int]] = {}
+        """Per file path, a queue of byte counts: the next GET of that file sends that many bytes, then drops
+        (a negative count: HTTP 500 instead)."""
         self.lfs_store: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.url = ""
@@ -78,6 +87,16 @@ class FakeHub:
         repo = Repo(repo_type, repo_id)
         repo.branches["main"] = dict(files or {})
         self.repos[(repo_type, repo_id)] = repo
+        return repo
+
+    def add_repo_from_folder(self, repo_id: str, folder: Path, repo_type: str = "dataset") -> Repo:
+        """A repo holding every file under ``folder`` (e.g. the Hub layout of ``mmla data sample``), at a
+        commit sha derived from the content, as the real Hub has."""
+        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        repo = self.add_repo(repo_id, repo_type, files)
+        repo.shas["main"] = hashlib.sha1(
+            json.dumps(sorted((p, _git_oid(c)) for p, c in files.items())).encode()
+        ).hexdigest()
         return repo
 
     def files(self, repo_id: str, repo_type: str = "model", branch: str = "main") -> dict[str, bytes]:
@@ -141,6 +160,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 urllib.parse.parse_qs(parsed.query),
                 body,
                 self.headers.get("Authorization"),
+                self.headers.get("Range"),
             )
             with hub.lock:
                 hub.requests.append(req)
@@ -154,6 +174,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _branch(self, repo: Repo, rev: str) -> dict[str, bytes] | None:
             files = repo.branches.get(urllib.parse.unquote(rev))
+            if files is None:  # a commit sha: the branch whose head it is
+                files = next((repo.branches[b] for b, s in repo.shas.items() if s == rev and b in repo.branches), None)
             if files is None:
                 self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
             return files
@@ -175,11 +197,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 if repo is None or (files := self._branch(repo, m["rev"])) is None:
                     return
                 sub = (m["sub"] or "").strip("/")
-                entries = [
-                    {"type": "file", "path": p, "size": len(c), "oid": hashlib.sha1(c).hexdigest()}
-                    for p, c in sorted(files.items())
-                    if not sub or p.startswith(sub + "/")
-                ]
+                entries = [_tree_entry(p, c) for p, c in sorted(files.items()) if not sub or p.startswith(sub + "/")]
                 if sub and not entries:
                     self._error(404, "EntryNotFound", f"{sub} does not exist on {m['rev']}")
                     return
@@ -193,7 +211,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     200,
                     {
                         "id": repo.repo_id,
-                        "sha": repo.shas.get(rev, "0" * 40),
+                        "sha": _commit_of(repo, rev),
                         "private": repo.private,
                         "siblings": [{"rfilename": p} for p in sorted(files)],
                     },
@@ -210,11 +228,13 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     return
                 content = files[m["file"]]
                 etag = f'"{hashlib.sha256(content).hexdigest()}"'
-                self._send(
-                    200,
-                    content,
-                    headers={"ETag": etag, "X-Repo-Commit": repo.shas.get(m["rev"], "0" * 40), "Accept-Ranges": "none"},
-                )
+                headers = {"ETag": etag, "X-Repo-Commit": _commit_of(repo, m["rev"]), "Accept-Ranges": "bytes"}
+                start = _range_start(self.headers.get("Range"))
+                if start:  # resume: 206 with the rest of the file
+                    headers["Content-Range"] = f"bytes {start}-{len(content) - 1}/{len(content)}"
+                    self._send_file(206, content[start:], headers, m["file"])
+                else:
+                    self._send_file(200, content, headers, m["file"])
             else:
                 self._error(404, "NotFound", f"unhandled GET {path}")
 
@@ -373,11 +393,56 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(200, payload)
 
+        def _send_file(self, status: int, body: bytes, headers: dict[str, str], path: str) -> None:
+            """Send a file, or (``hub.fail_downloads``) part of it and then drop the connection."""
+            with hub.lock:
+                queue = hub.fail_downloads.get(path) if self.command == "GET" else None
+                cut = queue.pop(0) if queue else None
+            if cut is None:
+                self._send(status, body, headers=headers)
+                return
+            if cut < 0:
+                self._error(500, "ServerError", "Internal Error - We're working hard to fix this")
+                return
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self._drop()
+
         def _drop(self) -> None:
             self.close_connection = True
             self.connection.shutdown(2)  # no response at all: the client sees a dropped connection
 
     return Handler
+
+
+def _git_oid(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def _tree_entry(path: str, content: bytes) -> dict[str, Any]:
+    """A tree listing entry as the Hub sends it: git oid, and for LFS files their sha256 (``lfs.oid``)."""
+    if not path.endswith(LFS_SUFFIXES):
+        return {"type": "file", "path": path, "size": len(content), "oid": _git_oid(content)}
+    sha256 = hashlib.sha256(content).hexdigest()
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(content)}\n".encode()
+    return {"type": "file", "path": path, "size": len(content), "oid": _git_oid(pointer),
+            "lfs": {"oid": sha256, "size": len(content), "pointerSize": len(pointer)}}  # fmt: skip
+
+
+def _commit_of(repo: Repo, rev: str) -> str:
+    """The commit sha of a branch, or ``rev`` itself when it is the sha of a branch head."""
+    return repo.shas.get(rev) or (rev if rev in repo.shas.values() else "0" * 40)
+
+
+def _range_start(header: str | None) -> int:
+    """The start of a ``Range: bytes=N-`` request (what huggingface_hub sends to resume), else 0."""
+    m = re.fullmatch(r"bytes=(\d+)-", header or "")
+    return int(m[1]) if m else 0
 
 
 def _apply(repo: Repo, branch: str, files: dict[str, bytes], header: dict[str, Any]) -> str:
