@@ -7,7 +7,8 @@ Layout of OUT (the same once pushed to ``mmla/<task>``)::
     skipped.jsonl                              # only with --skip-bad and something skipped
 
 Clip bytes are embedded only for redistributable corpora; restricted ones keep ``clip_id``.
-Written into a temp folder next to OUT and renamed into place.
+Written into a temp folder next to OUT (with the marker ``.mmla-output.json``) and renamed into place;
+OUT is claimed before any work, so a folder that is not an earlier build is never replaced.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,20 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from mmla.loaders.builder import MMLABuilder, config_name, peek_extra_columns, prepare, source_fingerprint
 from mmla.loaders.fetch import require_videos
+from mmla.loaders.files import (
+    OutputDirError,
+    claim_output_dir,
+    clean_stale_temps,
+    make_temp_dir,
+    mark_output_dir,
+    output_kind,
+    replace_dir_atomic,
+)
 from mmla.loaders.sources import find_source
 from mmla.loaders.tasks import MMLA_CITATION, TaskSpec, get_task
 
 MAX_SHARD_BYTES = 500 * 2**20
+BUILD_KIND = "mmla data build"
 
 
 def _size_category(n: int) -> str:
@@ -53,8 +63,8 @@ def write_dataset_card(out: Path, task: TaskSpec, stats: dict[str, Any], *, conf
             c["default"] = True
     total = sum(s["num_rows"] for s in stats["splits"].values())
     data = DatasetCardData(
-        license="other",
-        license_name=task.video.license,
+        license=task.license.hub_id,
+        **({"license_name": task.license.name, "license_link": task.license.url} if task.license.name else {}),
         language=[task.language],
         pretty_name=f"{task.dataset} ({task.dimension_text}, MMLA)",
         task_categories=["video-classification", "text-classification"],
@@ -70,7 +80,9 @@ def write_dataset_card(out: Path, task: TaskSpec, stats: dict[str, Any], *, conf
         f"Built by `mmla data build` from a `{stats['layout']}` source.",
         "",
         f"- Video: {'embedded clips' if stats['video_embedded'] else 'not embedded (column `clip_id` names the clip)'}",
-        f"- License: {task.video.license}" + (f" — source: {task.video.source_url}" if task.video.source_url else ""),
+        f"- License: {task.license.display} — {task.license.terms}"
+        + (f" ({task.license.url})" if task.license.url else ""),
+        f"- Video terms: {task.video.license}" + (f" — source: {task.video.source_url}" if task.video.source_url else ""),
         f"- Labels: {', '.join(task.labels)}",
         "",
         "| split | rows | " + " | ".join(task.labels) + " |",
@@ -99,6 +111,36 @@ def _existing(out: Path) -> tuple[list[dict], dict[str, datasets.DatasetInfo]]:
     return list(meta.get("configs") or []), dict(infos)
 
 
+def _link_tree(src: Path, dst: Path) -> None:
+    """Carry a finished config folder into the new build: hard links (no bytes copied), a copy where links fail."""
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def _claim(out: Path, name: str, *, overwrite: bool, protected: tuple[Any, ...]) -> Path:
+    """Claim OUT before any work: a new/empty folder, or an earlier build (adding a config; replacing one only
+    with ``overwrite``). Never a folder of user files, an input folder, or an unwritable place."""
+    adding = False
+    if output_kind(out) == BUILD_KIND:
+        try:
+            configs, _ = _existing(out)
+        except Exception:  # an unreadable card: treat as a replacement, which needs --overwrite
+            configs = [{"config_name": name}]
+        adding = name not in {c.get("config_name") for c in configs} and not (out / name).exists()
+    out = claim_output_dir(out, BUILD_KIND, overwrite=overwrite, resume=adding, protected=protected)
+    parent = out.parent if out.parent.exists() else next((p for p in out.parents if p.exists()), out.parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputDirError(f"--out {out}: its folder {parent} is not writable (the build is written next to "
+                             f"OUT, then renamed). Choose a folder you can write to")  # fmt: skip
+    return out
+
+
 def build_dataset(
     task: str | TaskSpec,
     source: str | os.PathLike,
@@ -107,18 +149,26 @@ def build_dataset(
     videos: str | os.PathLike | None = None,
     text_only: bool = False,
     skip_bad: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Build ``task`` from ``source`` into the dataset repository ``out``; return the statistics."""
+    """Build ``task`` from ``source`` into the dataset repository ``out``; return the statistics.
+
+    ``out`` is claimed first (:func:`mmla.loaders.files.claim_output_dir`): a new or empty folder, or an
+    earlier build of ours (another config is added to it; the same config is replaced only with
+    ``overwrite``). A folder with other files, or one that contains ``source`` or ``videos``, is refused
+    before anything is read or written.
+    """
     spec = task if isinstance(task, TaskSpec) else get_task(task)
-    out = Path(out).expanduser().resolve()
+    name = config_name(spec, text_only)
+    out = _claim(Path(out).expanduser(), name, overwrite=overwrite, protected=(source, videos))
     embed = spec.video.redistributable and not text_only
     with_video = not text_only and (spec.video.redistributable or videos is not None)
     if not text_only and not spec.video.redistributable:
         require_videos(spec, videos, text_only=False)
     src = find_source(source, spec)
-    name = config_name(spec, text_only)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    clean_stale_temps(out.parent, out.name)
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
     try:
         builder = MMLABuilder(
             config_name=config_name(spec, not with_video),
@@ -135,7 +185,8 @@ def build_dataset(
         configs = [c for c in configs if c.get("config_name") != name]
         infos.pop(name, None)
         stats: dict[str, Any] = {"task": spec.key, "config": name, "layout": src.layout, "source": str(src.root),
-                                 "video_embedded": embed, "splits": {}, "skipped": len(builder.skipped)}  # fmt: skip
+                                 "video_embedded": embed, "splits": {}, "skipped": len(builder.skipped),
+                                 "empty_texts": len(builder.empty_texts)}  # fmt: skip
         data_files = []
         split_infos = datasets.SplitDict()
         for split, ds in dsd.items():
@@ -161,10 +212,10 @@ def build_dataset(
             with open(tmp / "skipped.jsonl", "w", encoding="utf-8") as fh:
                 for rec in builder.skipped:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        if out.is_dir():  # keep the other configs of a previous build
+        if out.is_dir():  # keep the other configs of a previous build (hard links: nothing is re-copied)
             for c in configs:
                 if c["config_name"] != name and (out / c["config_name"]).is_dir():
-                    shutil.copytree(out / c["config_name"], tmp / c["config_name"])
+                    _link_tree(out / c["config_name"], tmp / c["config_name"])
         default = (
             name
             if not any(c.get("default") for c in configs if c["config_name"] != name)
@@ -172,13 +223,8 @@ def build_dataset(
         )
         write_dataset_card(tmp, spec, stats, configs=configs, infos=infos, default=default)
         shutil.rmtree(tmp / ".cache", ignore_errors=True)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        mark_output_dir(tmp, BUILD_KIND)
+        replace_dir_atomic(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

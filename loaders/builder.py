@@ -69,27 +69,97 @@ def features_for(task: TaskSpec, *, with_video: bool, extra_columns: tuple[str, 
     return datasets.Features(feats)
 
 
-class VideoResolver:
-    """Finds a clip by file name in a list of folders (exact name first, then any letter case)."""
+class ClipError(ValueError):
+    """A clip reference that may not be followed: outside the allowed folders, or another corpus' clip."""
 
-    def __init__(self, folders: list[Path]):
-        self.folders = [f for f in folders if f is not None and f.is_dir()]
-        self._listing: dict[Path, dict[str, str]] = {}
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class VideoResolver:
+    """Finds a clip by file name under a few allowed folders (recursively), and never outside them.
+
+    The folders are the corpus' own release ``video/`` folder (the Hub archive extracted there, nested or
+    not) and the user's ``--videos`` folder, in the order given. A clip is named by its file name
+    (``MIntRec_S05_E16_329.mp4``: exact name first, then any letter case) or by a path relative to one of
+    the folders. Absolute paths and ``..`` outside the folders, links that resolve outside them, and file
+    names of another corpus (``MOSI_*.mp4`` in a MUStARD row) raise :class:`ClipError` before the file
+    system is asked anything about them, so an error never tells whether a foreign file exists.
+    """
+
+    def __init__(self, folders: list[Path | None], task: TaskSpec | None = None):
+        roots: dict[str, None] = {}
+        for f in folders:
+            if f is not None and Path(f).is_dir():
+                roots.setdefault(os.path.realpath(f))
+        self.roots = list(roots)
+        self.folders = [Path(r) for r in self.roots]
+        self.task = task
+        self._index: dict[str, tuple[dict[str, list[str]], dict[str, list[str]]]] = {}
+
+    def _names(self, root: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        if root not in self._index:
+            exact: dict[str, list[str]] = {}
+            lower: dict[str, list[str]] = {}
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("._"):  # macOS resource forks inside tar archives
+                        continue
+                    full = os.path.join(dirpath, name)
+                    exact.setdefault(name, []).append(full)
+                    lower.setdefault(name.lower(), []).append(full)
+            self._index[root] = (exact, lower)
+        return self._index[root]
+
+    def _check_corpus(self, clip: str, name: str) -> None:
+        task = self.task
+        if task is None:
+            return
+        low = name.lower()
+        if any(low.startswith(p.lower() + "_") for p in task.clip_prefixes):
+            return
+        for other in TASKS.values():
+            for p in other.clip_prefixes:
+                if p not in task.clip_prefixes and low.startswith(p.lower() + "_"):
+                    raise ClipError(
+                        f"clip {clip!r} is a {other.dataset} clip; a {task.key} row may only name {task.dataset} "
+                        f"clips ({task.clip_example})"
+                    )
+
+    def _confined(self, path: str, root: str, clip: str) -> Path:
+        real = os.path.realpath(path)
+        if not _inside(real, root):
+            raise ClipError(f"clip {clip!r} is a link that resolves outside the video folder {root}")
+        return Path(real)
 
     def __call__(self, clip: str) -> Path | None:
-        if os.path.isabs(clip):
-            return Path(clip) if os.path.isfile(clip) else None
-        for folder in self.folders:
-            cand = folder / clip
-            if cand.is_file():
-                return cand
-        name = Path(clip).name.lower()
-        for folder in self.folders:
-            if folder not in self._listing:
-                self._listing[folder] = {p.lower(): p for p in os.listdir(folder)}
-            hit = self._listing[folder].get(name)
-            if hit is not None:
-                return folder / hit
+        norm = clip.replace("\\", "/")
+        name = norm.rstrip("/").rsplit("/", 1)[-1]
+        self._check_corpus(clip, name)
+        if "/" in norm or name in ("", ".", ".."):
+            parts = norm.split("/")
+            if os.path.isabs(norm) or norm.startswith("/") or ".." in parts or name in ("", ".", ".."):
+                inside = [r for r in self.roots if os.path.isabs(norm) and _inside(os.path.normpath(norm), r)]
+                if not inside:
+                    raise ClipError(
+                        f"clip path {clip!r} points outside the video folders "
+                        f"({', '.join(self.roots) or 'none given'}); name clips by file name"
+                    )
+                return self._confined(norm, inside[0], clip) if os.path.isfile(norm) else None
+            for root in self.roots:
+                cand = os.path.join(root, *parts)
+                if os.path.isfile(cand):
+                    return self._confined(cand, root, clip)
+        for root in self.roots:
+            exact, lower = self._names(root)
+            hits = exact.get(name) or lower.get(name.lower())
+            if not hits:
+                continue
+            if len(hits) > 1:
+                raise ClipError(f"{len(hits)} files named {name!r} under {root} ({', '.join(hits[:3])}); keep one")
+            return self._confined(hits[0], root, clip)
         return None
 
 
@@ -166,6 +236,7 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
             kwargs["data_dir"] = str(Path(kwargs["data_dir"]).expanduser().resolve())
         super().__init__(*args, **kwargs)
         self.skipped: list[dict[str, Any]] = []
+        self.empty_texts: list[dict[str, Any]] = []
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -182,7 +253,7 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
             f"from the MMLA benchmark.",
             features=features_for(task, with_video=self.config.with_video, extra_columns=self.extra_columns),
             homepage=task.homepage,
-            license=task.video.license,
+            license=f"{task.license.display}: {task.license.terms}",
             citation=task.citation,
         )
 
@@ -213,11 +284,12 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
 
         task = self.task_spec
         videos_dir = Path(self.config.videos_dir).expanduser() if self.config.videos_dir else None
-        folders = [videos_dir, videos_dir / task.release_name if videos_dir else None, source.video_dir]
-        resolve = VideoResolver([f for f in folders if f is not None])
+        resolve = VideoResolver([videos_dir, source.video_dir], task)
         extras = self.extra_columns
-        n = 0
+        seen: dict[str, tuple[str, int]] = {}
+        n = rows = 0
         for row in source.read(split, task):
+            rows += 1
             if isinstance(row, SourceError):  # malformed row (bad JSON, missing field, wrong field count)
                 self._bad(None, row)
                 continue
@@ -228,6 +300,13 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
                     row, SourceError(str(err), path=row.path, line=row.line, hint="fix the label or add an alias")
                 )
                 continue
+            if row.id in seen:
+                first = seen[row.id]
+                where = f"line {first[1]}" if first[0] == row.path else f"{first[0]}:{first[1]}"
+                self._bad(row, SourceError(f"duplicate id {row.id!r} in split {split!r} (first at {where})",
+                                           path=row.path, line=row.line,
+                                           hint="ids must be unique within a split; --skip-bad keeps the first"))  # fmt: skip
+                continue
             example: dict[str, Any] = {
                 "id": row.id,
                 "text": row.text,
@@ -237,7 +316,12 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
                 "clip_id": row.clip,
             }
             if self.config.with_video:
-                path = resolve(row.clip) if row.clip else None
+                try:
+                    path = resolve(row.clip) if row.clip else None
+                except ClipError as err:
+                    self._bad(row, SourceError(str(err), path=row.path, line=row.line,
+                                               hint="clips must be inside the corpus' video folder or --videos"))  # fmt: skip
+                    continue
                 if path is None:
                     what = f"video {row.clip!r}" if row.clip else "no video named"
                     self._bad(row, SourceError(f"{what} not found", path=row.path, line=row.line,
@@ -253,5 +337,15 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
             for col in extras:
                 val = row.extras.get(col)
                 example[col] = None if val is None else str(val)
+            if not row.text.strip():
+                self.empty_texts.append({"task": task.key, "file": row.path, "line": row.line, "id": row.id})
+                logger.warning("%s:%s: empty text (id %r); kept, and counted in the build statistics",
+                               row.path, row.line, row.id)  # fmt: skip
+            seen[row.id] = (row.path, row.line)
             yield Key(0, n), example
             n += 1
+        if n == 0:
+            path = source.splits[split]
+            why = f"all {rows} rows were skipped as bad (see the warnings)" if rows else "it has no data rows"
+            raise SourceError(f"split {split!r} of {task.key} is empty: {why}", path=path,
+                              hint="fix the file, or remove it to build without this split")  # fmt: skip

@@ -50,15 +50,22 @@ def _builder(task: TaskSpec, root: str | Path, *, text_only: bool, videos: Any, 
 
 
 def _attach_videos(ds: datasets.Dataset, task: TaskSpec, videos: str | os.PathLike) -> datasets.Dataset:
-    """Add a ``Video`` column to a built restricted-corpus dataset from its ``clip_id`` and a local folder."""
-    from mmla.loaders.builder import VideoResolver
+    """Add a ``Video`` column to a built restricted-corpus dataset from its ``clip_id`` and a local folder.
+
+    ``clip_id`` comes from a downloaded dataset, so it is untrusted: only clips inside ``videos`` (after
+    links are resolved) and named as this corpus' clips are used (:class:`~mmla.loaders.builder.VideoResolver`).
+    """
+    from mmla.loaders.builder import ClipError, VideoResolver
     from mmla.loaders.fetch import missing_videos_message
 
     folder = Path(videos).expanduser().resolve()
-    resolve = VideoResolver([folder, folder / task.release_name])
+    resolve = VideoResolver([folder], task)
     paths = []
     for i, clip in enumerate(ds["clip_id"]):
-        path = resolve(clip) if clip else None
+        try:
+            path = resolve(clip) if clip else None
+        except ClipError as err:
+            raise ValueError(f"row {i} of {task.key}: {err}") from None
         if path is None:
             raise FileNotFoundError(
                 f"row {i} (clip_id {clip!r}) of {task.key}: clip not found. {missing_videos_message(task, [folder])}"

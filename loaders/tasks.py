@@ -33,12 +33,45 @@ DIMENSIONS: tuple[str, ...] = (
 )
 
 
+REDISTRIBUTION = ("open", "unclear", "restricted")
+
+
+@dataclass(frozen=True)
+class License:
+    """A corpus' terms (text and video) as its owners publish them, in the Hub's vocabulary.
+
+    ``hub_id`` goes to a card's ``license``; when it is ``"other"``, ``name`` (a slug) and ``url`` go to
+    ``license_name`` / ``license_link``, as the Hub expects. ``redistribution`` says whether the terms grant
+    redistribution: ``"open"`` (they do), ``"unclear"`` (no license file), ``"restricted"`` (they do not).
+    """
+
+    hub_id: str
+    name: str | None
+    url: str | None
+    terms: str
+    redistribution: str
+
+    def __post_init__(self) -> None:
+        if self.redistribution not in REDISTRIBUTION:
+            raise ValueError(f"redistribution must be one of {REDISTRIBUTION}, got {self.redistribution!r}")
+        if (self.hub_id == "other") != (self.name is not None):
+            raise ValueError(
+                f"license_name is required exactly when hub_id is 'other' ({self.hub_id!r}, {self.name!r})"
+            )
+
+    @property
+    def display(self) -> str:
+        """``mit`` / ``other (mintrec-research)``: the id a user looks up."""
+        return f"other ({self.name})" if self.hub_id == "other" else self.hub_id
+
+
 @dataclass(frozen=True)
 class VideoPolicy:
-    """Whether a corpus' videos may be downloaded from the MMLA Hub release.
+    """Whether MMLA's Hub release ships this corpus' clips (``redistributable``), and where to get them if not.
 
-    Restricted corpora are never fetched: the user obtains the videos from the
-    official source under its own license and points ``manual_dir`` at them.
+    Restricted corpora are never fetched: the user obtains the videos from the official source under its
+    own license and passes their folder (``videos=`` / ``--videos``). ``license`` is the video terms in
+    words (kept for messages and cards; :attr:`TaskSpec.license` is the structured form).
     """
 
     redistributable: bool
@@ -57,6 +90,8 @@ class TaskSpec:
     language: str
     source: str
     video: VideoPolicy
+    license: License
+    """The corpus' terms (text and video); see :class:`License`."""
     citation: str
     release_name: str
     """Folder/file stem of the corpus in the MMLA release (``<release_name>_<split>_...``)."""
@@ -65,10 +100,27 @@ class TaskSpec:
     """Alternative spellings (lower-case) -> canonical label."""
     release_dir: str = ""
     """Folder of the corpus in the Hub release ``THUIAR/MMLA-Datasets`` (defaults to ``release_name``)."""
+    dimension_aliases: tuple[str, ...] = ()
+    """Other names upstream files give the dimension in prompts and answers (Anno-MI text files: ``talk_type``)."""
+    clip_prefixes: tuple[str, ...] = ()
+    """File-name prefixes of this corpus' clips (``<prefix>_<id>.mp4``; defaults to ``release_name``). The
+    dialogue-act corpora also accept their source corpus' prefix, which the upstream text files use."""
 
     def __post_init__(self) -> None:
         if not self.release_dir:
             object.__setattr__(self, "release_dir", self.release_name)
+        if not self.clip_prefixes:
+            object.__setattr__(self, "clip_prefixes", (self.release_name,))
+
+    @property
+    def dimension_names(self) -> tuple[str, ...]:
+        """Every spelling of the dimension upstream files use ("dialogue act", "dialogue_act", "talk_type")."""
+        return tuple(dict.fromkeys((self.dimension_text, self.dimension, *self.dimension_aliases)))
+
+    @property
+    def clip_example(self) -> str:
+        """The expected clip file name, for messages (``MOSI_<id>.mp4``)."""
+        return f"{self.release_name}_<id>.mp4"
 
     @property
     def num_labels(self) -> int:
@@ -113,9 +165,10 @@ MINTREC_LABELS = (
     "joke", "oppose", "comfort", "care", "inform", "advise", "arrange", "introduce",
     "leave", "prevent", "greet", "ask for help",
 )  # fmt: skip
-MINTREC2_LABELS = (
-    *MINTREC_LABELS, "doubt", "acknowledge", "refuse", "warn", "emphasize", "asking for opinions",
-    "confirm", "explain", "invite", "plan",
+MINTREC2_LABELS = (  # alphabetical, as upstream `labels_map` and LLaMA-Factory files list them
+    "acknowledge", "advise", "agree", "apologise", "arrange", "ask for help", "asking for opinions", "care",
+    "comfort", "complain", "confirm", "criticize", "doubt", "emphasize", "explain", "flaunt", "greet", "inform",
+    "introduce", "invite", "joke", "leave", "oppose", "plan", "praise", "prevent", "refuse", "taunt", "thank", "warn",
 )  # fmt: skip
 DA_LABELS = (
     "greeting", "question", "answer", "statement-opinion", "statement-non-opinion",
@@ -126,7 +179,6 @@ INTENT_ALIASES = {"apologize": "apologise", "criticise": "criticize", "ask for o
 DA_ALIASES = {"statement opinion": "statement-opinion", "statement non-opinion": "statement-non-opinion",
               "statement-non opinion": "statement-non-opinion", "other": "others", "greet": "greeting"}  # fmt: skip
 
-_OPEN = "Redistributed by MMLA under the corpus' research license"
 
 _CITATIONS = {
     "mintrec": "@inproceedings{zhang2022mintrec, title={MIntRec: A New Dataset for Multimodal Intent Recognition}, "
@@ -163,52 +215,89 @@ _CITATIONS = {
     "Recupero, Diego and Riboni, Daniele}, booktitle={ICASSP}, year={2022}}",
 }
 
+_SHIPPED = "Redistributed by the MMLA Hub release (THUIAR/MMLA-Datasets) under the corpus' own terms"
+
+# Licenses, as the owners publish them (SPEC.md, "Licenses"). Slugs for "other" are ours: the Hub asks for one.
+LICENSES: Mapping[str, License] = MappingProxyType({
+    "mintrec": License("other", "mintrec-research", "https://github.com/thuiar/MIntRec",
+                       "Code under MIT; the data (clips of TV series) are freely downloadable for research use, "
+                       "with no data license file.", "unclear"),
+    "mintrec2": License("cc-by-nc-sa-4.0", None, "https://github.com/thuiar/MIntRec2.0",
+                        "CC BY-NC-SA 4.0 (attribution, non-commercial, share alike).", "open"),
+    "meld": License("gpl-3.0", None, "https://github.com/declare-lab/MELD",
+                    "GPL-3.0, as published in the MELD repository.", "open"),
+    "meld_da": License("other", "emotyda-meld-da", "https://github.com/sahatulika15/EMOTyDA",
+                       "No license file for the EMOTyDA dialogue-act labels; utterances and videos come from MELD "
+                       "(GPL-3.0).", "unclear"),
+    "iemocap": License("other", "iemocap-release-form", "https://sail.usc.edu/iemocap/iemocap_release.htm",
+                       "Available only under a release form signed with USC SAIL; no redistribution.", "restricted"),
+    "iemocap_da": License("other", "iemocap-release-form", "https://sail.usc.edu/iemocap/iemocap_release.htm",
+                          "IEMOCAP's signed USC SAIL release form (no redistribution); dialogue-act labels from "
+                          "EMOTyDA, with no license file.", "restricted"),
+    "mosi": License("other", "cmu-mosi", "http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
+                    "Raw videos are not shared, for the creators' privacy (CMU-MultimodalSDK FAQ); MMLA releases the "
+                    "text only.", "restricted"),
+    "chsims2": License("other", "ch-sims-v2", "https://github.com/thuiar/ch-sims-v2",
+                       "No license file; the data are downloaded from the authors (github.com/thuiar/ch-sims-v2).",
+                       "unclear"),
+    "urfunny2": License("cc-by-nc-nd-4.0", None, "https://www.ted.com/about/our-organization/our-policies-terms/ted-talks-usage-policy",
+                        "The TED talks are CC BY-NC-ND 4.0 (non-commercial, no derivatives); UR-FUNNY has no license "
+                        "file.", "open"),
+    "mustard": License("mit", None, "https://github.com/soujanyaporia/MUStARD",
+                       "MIT, as published in the MUStARD repository.", "open"),
+    "annomi": License("other", "anno-mi", "https://github.com/uccollab/AnnoMI",
+                      "No license file; the authors call the data \"publicly and freely accessible\"; the videos "
+                      "belong to their YouTube/Vimeo publishers.", "unclear"),
+})  # fmt: skip
+
+
+def _restricted(source: str, how: str, example: str) -> str:
+    return (f"{how} Save one clip per utterance as <videos folder>/<prefix>_<id>.mp4 named after the TSV `id` "
+            f"(e.g. {example}); subfolders are fine. Source: {source}.")  # fmt: skip
+
+
 _IEMOCAP_POLICY = VideoPolicy(
     redistributable=False,
-    license="IEMOCAP release agreement (research only, no redistribution)",
+    license="IEMOCAP release form (USC SAIL; research only, no redistribution)",
     source_url="https://sail.usc.edu/iemocap/iemocap_release.htm",
-    instructions="Request the IEMOCAP release from SAIL (USC), then cut the utterance clips and place them as "
-    "<manual_dir>/<clip id>.mp4 (the clip ids are the `video` column of the text release).",
-)
-_ANNOMI_POLICY = VideoPolicy(
-    redistributable=False,
-    license="Anno-MI terms of use (videos are owned by their YouTube/Vimeo publishers)",
-    source_url="https://github.com/uccollab/AnnoMI",
-    instructions="Obtain the counselling videos listed by Anno-MI from their publishers, cut the utterances and place "
-    "them as <manual_dir>/<clip id>.mp4.",
-)
+    instructions=_restricted("https://sail.usc.edu/iemocap/iemocap_release.htm",
+                             "Request IEMOCAP from USC SAIL (signed release form), then cut the utterance clips.",
+                             "IEMOCAP_Ses01F_script01_1_F000.mp4; IEMOCAP-DA clips: IEMOCAP-DA_<id>.mp4"),
+)  # fmt: skip
 
 _TASK_LIST = [
     TaskSpec(
         key="mintrec", dataset="MIntRec", dimension="intent", labels=MINTREC_LABELS,
         splits=_splits(1334, 445, 445), language="en", source="TV series",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["mintrec"], release_name="MIntRec",
-        homepage="https://github.com/thuiar/MIntRec", aliases=INTENT_ALIASES,
+        video=VideoPolicy(True, _SHIPPED), license=LICENSES["mintrec"], citation=_CITATIONS["mintrec"],
+        release_name="MIntRec", homepage="https://github.com/thuiar/MIntRec", aliases=INTENT_ALIASES,
     ),
     TaskSpec(
         key="mintrec2", dataset="MIntRec2.0", dimension="intent", labels=MINTREC2_LABELS,
         splits=_splits(6165, 1106, 2033), language="en", source="TV series",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["mintrec2"], release_name="MIntRec2.0",
-        homepage="https://github.com/thuiar/MIntRec2.0", aliases=INTENT_ALIASES,
+        video=VideoPolicy(True, _SHIPPED), license=LICENSES["mintrec2"], citation=_CITATIONS["mintrec2"],
+        release_name="MIntRec2.0", homepage="https://github.com/thuiar/MIntRec2.0", aliases=INTENT_ALIASES,
     ),
     TaskSpec(
         key="meld_da", dataset="MELD-DA", dimension="dialogue_act", labels=DA_LABELS,
         splits=_splits(6992, 999, 1998), language="en", source="TV series",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["emotyda"], release_name="MELD-DA",
-        homepage="https://github.com/sahatulika15/EMOTyDA", aliases=DA_ALIASES,
+        video=VideoPolicy(True, _SHIPPED), license=LICENSES["meld_da"], citation=_CITATIONS["emotyda"],
+        release_name="MELD-DA", homepage="https://github.com/sahatulika15/EMOTyDA", aliases=DA_ALIASES,
+        clip_prefixes=("MELD-DA", "MELD"),
     ),
     TaskSpec(
         key="iemocap_da", dataset="IEMOCAP-DA", dimension="dialogue_act", labels=DA_LABELS,
         splits=_splits(6590, 942, 1884), language="en", source="scripted",
-        video=_IEMOCAP_POLICY, citation=_CITATIONS["emotyda"], release_name="IEMOCAP-DA",
-        homepage="https://github.com/sahatulika15/EMOTyDA", aliases=DA_ALIASES,
+        video=_IEMOCAP_POLICY, license=LICENSES["iemocap_da"], citation=_CITATIONS["emotyda"],
+        release_name="IEMOCAP-DA", homepage="https://github.com/sahatulika15/EMOTyDA", aliases=DA_ALIASES,
+        clip_prefixes=("IEMOCAP-DA", "IEMOCAP"),
     ),
     TaskSpec(
         key="meld", dataset="MELD", dimension="emotion",
         labels=("neutral", "surprise", "fear", "sadness", "joy", "anger", "disgust"),
         splits=_splits(9989, 1109, 2610), language="en", source="TV series",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["meld"], release_name="MELD",
-        homepage="https://affective-meld.github.io/",
+        video=VideoPolicy(True, _SHIPPED), license=LICENSES["meld"], citation=_CITATIONS["meld"],
+        release_name="MELD", homepage="https://affective-meld.github.io/",
         aliases={"sad": "sadness", "angry": "anger", "happy": "joy", "surprised": "surprise", "fearful": "fear",
                  "disgusted": "disgust"},
     ),
@@ -216,7 +305,7 @@ _TASK_LIST = [
         key="iemocap", dataset="IEMOCAP", dimension="emotion",
         labels=("angry", "happy", "sad", "neutral", "frustrated", "excited"),
         splits=_splits(5354, 528, 1650), language="en", source="scripted",
-        video=_IEMOCAP_POLICY, citation=_CITATIONS["iemocap"], release_name="IEMOCAP",
+        video=_IEMOCAP_POLICY, license=LICENSES["iemocap"], citation=_CITATIONS["iemocap"], release_name="IEMOCAP",
         homepage="https://sail.usc.edu/iemocap/",
         aliases={"anger": "angry", "happiness": "happy", "sadness": "sad", "frustration": "frustrated",
                  "excitement": "excited"},
@@ -226,44 +315,49 @@ _TASK_LIST = [
         splits=_splits(1284, 229, 686), language="en", source="YouTube",
         video=VideoPolicy(
             redistributable=False,
-            license="CMU-MOSI terms (YouTube videos; MMLA releases text only)",
+            license="CMU-MOSI: raw videos are not shared (creators' privacy); MMLA releases text only",
             source_url="http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
-            instructions="Download CMU-MOSI (Raw/Video/Segmented) from CMU MultiComp and place the segment clips as "
-            "<manual_dir>/<clip id>.mp4.",
+            instructions=_restricted("http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
+                                     "CMU does not share the raw MOSI videos; if you hold them (Raw/Video/Segmented), "
+                                     "use the segment clips.", "MOSI_WKA5OygbEKI$_$20.mp4: MOSI ids contain `$_$`"),
         ),
-        citation=_CITATIONS["mosi"], release_name="MOSI", homepage="http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
+        license=LICENSES["mosi"], citation=_CITATIONS["mosi"], release_name="MOSI",
+        homepage="http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
     ),
     TaskSpec(
-        key="chsims2", dataset="CH-SIMS v2.0", dimension="sentiment", labels=("positive", "neutral", "negative"),
+        key="chsims2", dataset="CH-SIMS v2.0", dimension="sentiment", labels=("neutral", "positive", "negative"),
         splits=_splits(2722, 647, 1034), language="zh", source="films/TV",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["chsims2"], release_name="Ch-sims", release_dir="CH-SIMSv2.0",
-        homepage="https://github.com/thuiar/ch-sims-v2",
+        video=VideoPolicy(True, _SHIPPED), license=LICENSES["chsims2"], citation=_CITATIONS["chsims2"],
+        release_name="Ch-sims", release_dir="CH-SIMSv2.0", homepage="https://github.com/thuiar/ch-sims-v2",
     ),
     TaskSpec(
         key="urfunny2", dataset="UR-FUNNY-v2", dimension="speaking_style", labels=("humorous", "serious"),
         splits=_splits(7612, 980, 994), language="en", source="TED",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["urfunny2"], release_name="UR-FUNNY", release_dir="UR-FUNNY-v2",
-        homepage="https://github.com/ROC-HCI/UR-FUNNY", aliases={"humor": "humorous", "funny": "humorous"},
+        video=VideoPolicy(True, _SHIPPED), license=LICENSES["urfunny2"], citation=_CITATIONS["urfunny2"],
+        release_name="UR-FUNNY", release_dir="UR-FUNNY-v2", homepage="https://github.com/ROC-HCI/UR-FUNNY",
+        aliases={"humor": "humorous", "funny": "humorous"},
     ),
     TaskSpec(
         key="mustard", dataset="MUStARD", dimension="speaking_style", labels=("sincere", "sarcastic"),
         splits=_splits(414, 138, 138), language="en", source="TV series",
-        video=VideoPolicy(True, _OPEN), citation=_CITATIONS["mustard"], release_name="MUStARD",
-        homepage="https://github.com/soujanyaporia/MUStARD", aliases={"sarcasm": "sarcastic"},
+        video=VideoPolicy(True, _SHIPPED), license=LICENSES["mustard"], citation=_CITATIONS["mustard"],
+        release_name="MUStARD", homepage="https://github.com/soujanyaporia/MUStARD", aliases={"sarcasm": "sarcastic"},
     ),
     TaskSpec(
         key="annomi_client", dataset="Anno-MI (client)", dimension="communication_behavior",
-        labels=("change", "neutral", "sustain"),
+        labels=("neutral", "change", "sustain"),
         splits=_splits(3123, 461, 1129), language="en", source="YouTube/Vimeo",
-        video=_ANNOMI_POLICY, citation=_CITATIONS["annomi"], release_name="AnnoMi-client",
-        homepage="https://github.com/uccollab/AnnoMI",
+        video=VideoPolicy(True, _SHIPPED, source_url="https://github.com/uccollab/AnnoMI"),
+        license=LICENSES["annomi"], citation=_CITATIONS["annomi"], release_name="AnnoMi-client",
+        homepage="https://github.com/uccollab/AnnoMI", dimension_aliases=("talk_type",),
     ),
     TaskSpec(
         key="annomi_therapist", dataset="Anno-MI (therapist)", dimension="communication_behavior",
         labels=("question", "therapist_input", "reflection", "other"),
         splits=_splits(3161, 472, 1140), language="en", source="YouTube/Vimeo",
-        video=_ANNOMI_POLICY, citation=_CITATIONS["annomi"], release_name="AnnoMi-therapist",
-        homepage="https://github.com/uccollab/AnnoMI",
+        video=VideoPolicy(True, _SHIPPED, source_url="https://github.com/uccollab/AnnoMI"),
+        license=LICENSES["annomi"], citation=_CITATIONS["annomi"], release_name="AnnoMi-therapist",
+        homepage="https://github.com/uccollab/AnnoMI", dimension_aliases=("therapist_behaviour",),
         aliases={"input": "therapist_input", "therapist input": "therapist_input", "others": "other"},
     ),
 ]  # fmt: skip

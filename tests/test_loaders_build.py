@@ -8,11 +8,16 @@ import shutil
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from conftest import SHARED_DATA, SHARED_UPSTREAM
+from huggingface_hub import DatasetCard
 
 from mmla.eval.cli import main
 from mmla.loaders import load_task, sample_frames
 from mmla.loaders.build import build_dataset
+from mmla.loaders.files import output_kind
 from mmla.loaders.tasks import TASKS
+
+UPSTREAM_LF = SHARED_UPSTREAM / "llamafactory"
 
 
 @pytest.mark.parametrize("key", list(TASKS))
@@ -76,3 +81,66 @@ def test_cli_sample_and_info(tmp_path, capsys):
     assert main(["data", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert [r["task"] for r in info] == list(TASKS)
+
+
+# -- real upstream files, built exactly -------------------------------------------------------------------
+
+REAL = {"mintrec": 445, "meld": 1109, "iemocap": 521, "mosi": 229, "mustard": 138}
+
+
+@pytest.mark.parametrize("key", list(REAL))
+def test_build_real_upstream_files_equals_shared_data(key, tmp_path, capsys):
+    """`mmla data build <task> --source ../shared/upstream/llamafactory --text-only` == ../shared/data, row for row."""
+    if not (UPSTREAM_LF / "MIntRec_dev_intent_llamafactory.json").is_file() or not SHARED_DATA.is_dir():
+        pytest.skip("../shared/upstream or ../shared/data not available")
+    out = tmp_path / key
+    assert main(["data", "build", key, "--source", str(UPSTREAM_LF), "--text-only", "--out", str(out)]) == 0
+    assert f"{key}_text/validation: {REAL[key]} rows" in capsys.readouterr().out
+    ds = datasets.load_dataset(str(out), f"{key}_text", split="validation")
+    ref = [json.loads(x) for x in (SHARED_DATA / key / "validation.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(ds) == len(ref) == REAL[key]  # iemocap: the upstream dev file has 521 rows (the paper says 528)
+    assert ds["text"] == [r["text"] for r in ref]
+    assert [ds.features["label"].int2str(i) for i in ds["label"]] == [r["label"] for r in ref]
+    assert ds["id"] == [str(r["id"]) for r in ref]
+    assert [c.lower() for c in ds["clip_id"]] == [r["video"].lower() for r in ref]
+
+
+# -- output folders ---------------------------------------------------------------------------------------
+
+
+def test_rebuild_needs_overwrite_and_keeps_other_configs_without_copying(sample_release, tmp_path, capsys):
+    out = tmp_path / "meld"
+    args = ["data", "build", "meld", "--source", str(sample_release), "--out", str(out)]
+    assert main([*args, "--text-only"]) == 0
+    assert output_kind(out) == "mmla data build"
+    assert main(args) == 0  # another config: added to the earlier build
+    shard = next((out / "meld_text").glob("train-*.parquet"))
+    inode = shard.stat().st_ino
+    capsys.readouterr()
+    assert main(args) == 1  # the same config again: refused without --overwrite
+    assert "Pass --overwrite to replace it" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert sorted(datasets.get_dataset_config_names(str(out))) == ["meld", "meld_text"]
+    kept = next((out / "meld_text").glob("train-*.parquet"))
+    assert kept.stat().st_ino == inode  # the other config was linked into the new build, not re-copied
+    assert output_kind(out) == "mmla data build" and not list(tmp_path.glob(".meld.*"))
+
+
+def test_card_and_info_carry_the_license(sample_release, tmp_path, capsys):
+    out = tmp_path / "mintrec"
+    build_dataset("mintrec", sample_release, out, text_only=True)
+    card = DatasetCard.load(out / "README.md").data.to_dict()
+    assert card["license"] == "other" and card["license_name"] == "mintrec-research"
+    assert card["license_link"] == TASKS["mintrec"].license.url
+    out2 = tmp_path / "mustard"
+    build_dataset("mustard", sample_release, out2, text_only=True)
+    card = DatasetCard.load(out2 / "README.md").data.to_dict()
+    assert card["license"] == "mit" and "license_name" not in card
+    capsys.readouterr()
+    assert main(["data", "info"]) == 0
+    text = capsys.readouterr().out
+    assert "cc-by-nc-sa-4.0" in text and "other (iemocap-release-form)" in text and "gpl-3.0" in text
+    assert main(["data", "info", "--json", "--tasks", "annomi_client"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["license"] == "other" and row["license_name"] == "anno-mi" and row["video_redistributable"] is True
+    assert row["labels"] == ["neutral", "change", "sustain"]
