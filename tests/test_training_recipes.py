@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmla.training.config import get_recipe, parse_args, recipe_names
+from mmla.training.config import RECIPE_TABLES, get_recipe, parse_args, recipe_names, recipe_source
 
 
 def test_paper_hyperparameters() -> None:
@@ -24,6 +24,63 @@ def test_paper_hyperparameters() -> None:
     assert (it_vl["learning_rate"], it_vl["warmup_steps"], it_vl["num_train_epochs"]) == (1e-4, 0.3, 5)
     assert (it_vl["lora_r"], it_vl["lora_alpha"], it_vl["tasks"]) == (64, 128, "all")
     assert "paper/sft/annomi_therapist/llava-ov-7b" in recipe_names()
+
+
+def test_upstream_script_hyperparameters() -> None:
+    """upstream/... follows src/Finetune/LLM/{SFT,IT}/scripts (SPEC.md Methods), not the paper's tables."""
+    sft = get_recipe("upstream/sft/mintrec/qwen2-0.5b")
+    assert (sft["learning_rate"], sft["per_device_train_batch_size"], sft["gradient_accumulation_steps"]) == (
+        5e-5,
+        1,
+        4,
+    )
+    assert (sft["num_train_epochs"], sft["lora_r"], sft["lora_alpha"], sft["lora_dropout"]) == (8, 16, 32, 0.0)
+    assert (sft["max_length"], sft["eval_strategy"], sft["eval_steps"], sft["lr_scheduler_type"]) == (
+        1024, "steps", 20, "cosine")  # fmt: skip
+    assert sft["save_steps"] % sft["eval_steps"] == 0  # a checkpoint at every evaluation
+    assert sft["warmup_steps"] == 0 and sft["tasks"] == "mintrec" and sft["text_only"] is True
+    # "all" linear layers of the LM: attention and MLP projections, not the output head.
+    assert set(sft["lora_target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                               "down_proj"}  # fmt: skip
+    assert get_recipe("upstream/sft/mosi/internlm2.5-7b")["lora_target_modules"] == ["wqkv", "wo", "w1", "w2", "w3"]
+    it = get_recipe("upstream/it/qwen2-7b")
+    assert (it["learning_rate"], it["lora_r"], it["lora_alpha"], it["lora_dropout"], it["tasks"]) == (
+        1e-4, 8, 16, 0.0, "all")  # fmt: skip
+    assert (it["per_device_train_batch_size"], it["gradient_accumulation_steps"]) == (2, 4)  # run_it.sh says 2
+    # The two tables really differ where the sources do.
+    paper = get_recipe("paper/sft/mintrec/qwen2-0.5b")
+    assert (paper["learning_rate"], paper["lora_r"]) == (1e-4, 8) != (sft["learning_rate"], sft["lora_r"])
+    names = recipe_names("upstream")
+    assert "upstream/sft/annomi_therapist/llama3.2-1b" in names and "upstream/it/internlm2.5-7b" in names
+    assert not any("qwen2-vl" in n for n in names)  # the LLM scripts only
+    assert set(recipe_names(None)) == set(recipe_names("paper")) | set(names)
+
+
+def test_every_recipe_says_where_its_values_come_from() -> None:
+    assert set(RECIPE_TABLES) == {"paper", "upstream"}
+    for name in recipe_names(None):
+        src = recipe_source(name)
+        assert src and ("run_sft.sh" in src if name.startswith("upstream/sft/") else True)
+        get_recipe(name)  # every listed recipe resolves
+    assert "run_it.sh" in recipe_source("upstream/it/qwen2-7b") and "dropout 0" in recipe_source("upstream/it/qwen2-7b")
+    assert "Tables 5-8" in recipe_source("paper/sft/mosi/qwen2-7b")
+    assert "per-dataset" in recipe_source("paper/sft/mintrec/qwen2-vl-7b")
+    with pytest.raises(ValueError, match="Did you mean: upstream/sft/mintrec/qwen2-7b"):
+        recipe_source("upstream/sft/mintrek/qwen2-7b")
+
+
+def test_upstream_recipe_through_the_parser(tmp_path: Path) -> None:
+    mmla, sft, model = parse_args(["--recipe", "upstream/sft/mosi/qwen2-1.5b", "--output_dir", str(tmp_path)])
+    assert (sft.learning_rate, sft.gradient_accumulation_steps, sft.eval_steps, sft.max_length) == (5e-5, 4, 20, 1024)
+    assert (model.lora_r, model.lora_alpha, model.lora_dropout) == (16, 32, 0.0)
+    assert mmla.tasks == "mosi" and mmla.prompt_style == "upstream_sft"  # the fine-tuning files' prompt
+
+
+def test_training_options_are_never_abbreviated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--learning_rat"):  # was silently taken as --learning_rate
+        parse_args(["--learning_rat", "0.1", "--output_dir", str(tmp_path)])
+    _, sft, _ = parse_args(["--learning_rate", "0.1", "--output_dir", str(tmp_path)])
+    assert sft.learning_rate == 0.1
 
 
 def test_unknown_recipe_suggests() -> None:

@@ -4,6 +4,10 @@ A run is ``TrlParser`` over (:class:`MMLAArguments`, ``SFTConfig``, ``ModelConfi
 ``examples/scripts/sft.py``. ``--recipe paper/sft/mintrec/qwen2-0.5b`` selects a row of
 ``recipes/paper.yaml`` whose values become the parser's *defaults*; a ``--config`` file and the command
 line then override them (recipe < config file < command line).
+
+Two recipe tables, because the paper's tables and the upstream scripts disagree for LLMs (SPEC.md, "Methods"):
+``paper/...`` (``recipes/paper.yaml``, the paper's Tables 5-8) and ``upstream/...`` (``recipes/upstream.yaml``,
+``src/Finetune/LLM/{SFT,IT}/scripts``). :func:`recipe_source` says where a recipe's values come from.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import yaml
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-RECIPE_TABLES = {"paper": RECIPES_DIR / "paper.yaml"}
+RECIPE_TABLES = {"paper": RECIPES_DIR / "paper.yaml", "upstream": RECIPES_DIR / "upstream.yaml"}
 """Recipe namespaces (``<namespace>/...``) -> table file."""
 
 
@@ -41,7 +45,10 @@ class MMLAArguments:
     text_only: bool | None = field(
         default=None, metadata={"help": "Ignore videos (LLMs). Default: True unless the model is multimodal."}
     )
-    prompt_style: str = field(default="mmla", metadata={"help": "Prompt template of mmla.eval.prompts."})
+    prompt_style: str = field(
+        default="upstream_sft",
+        metadata={"help": "Prompt style of mmla.eval.prompts (upstream_sft: the upstream fine-tuning files' prompt)."},
+    )
     num_frames: int | None = field(default=8, metadata={"help": "Frames sampled per clip (MLLMs)."})
     fps: float | None = field(default=None, metadata={"help": "Sample frames at this rate instead of num_frames."})
     max_pixels: int | None = field(default=None, metadata={"help": "Resize frames to at most this many pixels."})
@@ -79,14 +86,16 @@ def _load_table(namespace: str) -> dict[str, Any]:
     path = RECIPE_TABLES[namespace]
     with open(path) as fh:
         table = yaml.safe_load(fh)
-    for key in ("common", "families", "methods", "models"):
+    for key in ("source", "sources", "common", "families", "methods", "models"):
         if key not in table:
             raise ValueError(f"{path}: the recipe table lacks its {key!r} section")
     return table
 
 
-def recipe_names(namespace: str = "paper") -> list[str]:
-    """Every recipe the table defines (SFT for each task x model, IT for each model)."""
+def recipe_names(namespace: str | None = "paper") -> list[str]:
+    """Every recipe a table defines (SFT for each task x model, IT for each model); ``None``: every table's."""
+    if namespace is None:
+        return [name for ns in RECIPE_TABLES for name in recipe_names(ns)]
     from mmla.loaders.tasks import TASKS
 
     table = _load_table(namespace)
@@ -97,45 +106,74 @@ def recipe_names(namespace: str = "paper") -> list[str]:
     return names
 
 
-def get_recipe(name: str) -> dict[str, Any]:
-    """Resolve a recipe name to its argument values; unknown names raise with the closest matches."""
+def _parse_name(name: str) -> tuple[dict[str, Any], str, str | None, str] | None:
+    """(table, method, task, model) of a valid recipe name, else None."""
     namespace, _, rest = name.partition("/")
     parts = rest.split("/")
     valid = namespace in RECIPE_TABLES and (
         (len(parts) == 3 and parts[0] == "sft") or (len(parts) == 2 and parts[0] == "it")
     )
-    table = _load_table(namespace) if namespace in RECIPE_TABLES else None
-    if valid and table is not None:
-        method, model = parts[0], parts[-1]
-        task = parts[1] if method == "sft" else None
-        from mmla.loaders.tasks import TASKS
+    if not valid:
+        return None
+    table = _load_table(namespace)
+    method, model = parts[0], parts[-1]
+    task = parts[1] if method == "sft" else None
+    from mmla.loaders.tasks import TASKS
 
-        if model in table["models"] and (task is None or task in TASKS):
-            spec = table["models"][model]
-            family = spec["family"]
-            if family not in table["methods"][method]:
-                raise ValueError(f"recipe table has no {method} hyperparameters for family {family!r}")
-            out = _deep_update(table["common"], table["families"].get(family, {}).get("common"))
-            out = _deep_update(out, table["methods"][method][family])
-            out = _deep_update(out, spec.get("args"))
-            key = f"sft/{task}/{model}" if task else f"it/{model}"
-            out = _deep_update(out, (table.get("overrides") or {}).get(key))
-            out["tasks"] = task if task else "all"
-            return out
-    candidates = recipe_names("paper")
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if model not in table["models"] or (task is not None and task not in TASKS):
+        return None
+    return table, method, task, model
+
+
+def _unknown(name: str) -> ValueError:
+    close = difflib.get_close_matches(name, recipe_names(None), n=3, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ValueError(
-        f"unknown recipe {name!r}; recipes are named paper/sft/<task>/<model> or paper/it/<model> "
-        f"(see {RECIPE_TABLES['paper']}).{hint}"
+    tables = ", ".join(f"{ns}/ ({path.name})" for ns, path in RECIPE_TABLES.items())
+    return ValueError(
+        f"unknown recipe {name!r}; recipes are named <table>/sft/<task>/<model> or <table>/it/<model>, "
+        f"tables: {tables} in {RECIPES_DIR}.{hint}"
     )
+
+
+def get_recipe(name: str) -> dict[str, Any]:
+    """Resolve a recipe name to its argument values; unknown names raise with the closest matches."""
+    parsed = _parse_name(name)
+    if parsed is None:
+        raise _unknown(name)
+    table, method, task, model = parsed
+    spec = table["models"][model]
+    family = spec["family"]
+    if family not in table["methods"][method]:
+        raise ValueError(f"recipe table has no {method} hyperparameters for family {family!r}")
+    out = _deep_update(table["common"], table["families"].get(family, {}).get("common"))
+    out = _deep_update(out, table["methods"][method][family])
+    out = _deep_update(out, spec.get("args"))
+    key = f"sft/{task}/{model}" if task else f"it/{model}"
+    out = _deep_update(out, (table.get("overrides") or {}).get(key))
+    out["tasks"] = task if task else "all"
+    return out
+
+
+def recipe_source(name: str) -> str:
+    """Where a recipe's values come from: its table's source and the method/family (and override) it uses."""
+    parsed = _parse_name(name)
+    if parsed is None:
+        raise _unknown(name)
+    table, method, task, model = parsed
+    family = table["models"][model]["family"]
+    text = f"{table['source']}; {table['sources'][f'{method}/{family}']}"
+    key = f"sft/{task}/{model}" if task else f"it/{model}"
+    if key in (table.get("overrides") or {}):
+        text += f"; per-dataset values for {key} from the same source"
+    return text
 
 
 def make_parser():
     """The TrlParser of ``training/sft.py``."""
     from trl import ModelConfig, SFTConfig, TrlParser
 
-    return TrlParser((MMLAArguments, SFTConfig, ModelConfig))
+    # No abbreviations: `--learning_rat 0.1` must be an error, not a silent `--learning_rate 0.1`.
+    return TrlParser((MMLAArguments, SFTConfig, ModelConfig), allow_abbrev=False)
 
 
 def _peek(argv: Sequence[str], flag: str) -> str | None:

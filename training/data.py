@@ -4,7 +4,7 @@ Rows are TRL's *conversational prompt-completion* format, built with the very pr
 evaluation (:func:`mmla.eval.prompts.build_messages` / :func:`build_target`), so TRL computes the loss on
 the answer tokens only (``completion_only_loss``) and a model is trained on exactly what it is evaluated on:
 
-    {"prompt": [{"role": "user", "content": "<Appendix D prompt>"}],
+    {"prompt": [{"role": "user", "content": "<the prompt, style upstream_sft by default>"}],
      "completion": [{"role": "assistant", "content": "<dimension>: <label>"}],
      "task": "mintrec", "label_name": "inform", "id": "...", "video": ...}
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, concatenate_datasets
 
-from mmla.eval.prompts import build_messages, build_target
+from mmla.eval.prompts import DEFAULT_TRAIN_STYLE, build_messages, build_target
 from mmla.loaders.tasks import TaskSpec, resolve_tasks
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,9 @@ class TrainingData:
     """task key -> rows of that task in ``train`` after mixing."""
 
 
-def to_prompt_completion(ds: Dataset, task: TaskSpec, *, style: str = "mmla", with_video: bool = False) -> Dataset:
+def to_prompt_completion(
+    ds: Dataset, task: TaskSpec, *, style: str = DEFAULT_TRAIN_STYLE, with_video: bool = False
+) -> Dataset:
     """Map a task split (loader rows) to conversational prompt-completion rows."""
     names = ds.features["label"].names if hasattr(ds.features.get("label"), "names") else None
 
@@ -117,7 +119,7 @@ def load_training_data(
     data: str | None = None,
     *,
     text_only: bool = True,
-    style: str = "mmla",
+    style: str = DEFAULT_TRAIN_STYLE,
     eval_split: str | None = "validation",
     max_per_task: int | None = None,
     min_per_task: int | None = None,
