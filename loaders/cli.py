@@ -55,6 +55,11 @@ def _fetch(args: argparse.Namespace) -> int:
 
     if args.videos and args.text_only:
         raise ValueError("--videos and --text-only contradict each other: pass one")
+    if not getattr(args, "verbose", False):  # one INFO line per HTTP request drowns the result (-v shows them)
+        import logging
+
+        for name in ("httpx", "httpx2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     for t in resolve_tasks(args.tasks):
         if args.videos and not t.video.redistributable:
             print(f"{t.key}: text only. {restricted_message(t)}", file=sys.stderr)

@@ -367,7 +367,9 @@ def fetch_corpus(
     from huggingface_hub import errors
 
     revision = revision or MMLA_HUB_REVISION
-    root = claim_output_dir(dest if dest is not None else default_fetch_dir(repo_id), FETCH_KIND, resume=True)
+    option = "--out" if dest is not None else "the fetch folder ($MMLA_FETCH_DIR)"
+    root = claim_output_dir(dest if dest is not None else default_fetch_dir(repo_id), FETCH_KIND, resume=True,
+                            option=option)  # fmt: skip
     root.mkdir(parents=True, exist_ok=True)
     if output_kind(root) != FETCH_KIND:
         mark_output_dir(root, FETCH_KIND)
