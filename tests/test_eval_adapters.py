@@ -225,3 +225,240 @@ def test_rank_in_chunks_of_expanded_rows_matches(tok) -> None:
     torch.testing.assert_close(
         rank_scores(ad, inputs, cands, max_rows=25), rank_scores(ad, inputs, cands), atol=1e-4, rtol=1e-4
     )
+
+
+# --------------------------------------------------------------------------- video timing (Qwen2.5-VL, Qwen3-VL)
+def _clip_samples(tmp_path: Path) -> list:
+    """Two clips of the sample release's encoder, sampled as evaluation does (with their metadata):
+    2 s at 10 fps sampled at 2 fps (4 frames), and 1 s at 10 fps with 4 frames (4 fps)."""
+    from mmla.loaders.sample import CLIP_SPECS, write_clip
+    from mmla.loaders.video import sample_frames
+
+    long = write_clip(tmp_path / "long.mp4", CLIP_SPECS[3], seed=1)  # 64x48, 2.0 s, 10 fps
+    short = write_clip(tmp_path / "short.mp4", CLIP_SPECS[1], seed=2)  # 48x64, 1.0 s, 10 fps
+    samples = [
+        sample_frames(long, fps=2, return_metadata=True),
+        sample_frames(short, num_frames=4, return_metadata=True),
+    ]
+    assert [len(s.indices) for s in samples] == [4, 4]
+    assert [round(s.sampled_fps, 3) for s in samples] == [2.0, 4.0]
+    return samples
+
+
+def _prompt_times(adapter, input_ids: torch.Tensor) -> list[float]:
+    import re
+
+    return [float(t) for t in re.findall(r"<([\d.]+) seconds>", adapter.tokenizer.decode(input_ids))]
+
+
+def _pair_times(sample) -> list[float]:
+    """Mean time of each temporal patch (2 frames), as Qwen3-VL's processor labels it."""
+    ts = sample.timestamps
+    return [(ts[i] + ts[i + 1]) / 2 for i in range(0, len(ts), 2)]
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2_5_vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torchvision")
+    from mmla.training.testing import tiny_qwen2_5_vl
+
+    return tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen2.5-vl"))
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen3_vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torchvision")
+    from mmla.training.testing import tiny_qwen3_vl
+
+    return tiny_qwen3_vl(tmp_path_factory.mktemp("tiny-qwen3-vl"))
+
+
+@pytest.mark.video_processor
+def test_qwen2_5_vl_second_per_grid_ts_from_the_sampled_fps(tiny_qwen2_5_vl_dir: Path, tmp_path: Path, caplog) -> None:
+    ad = load_model(str(tiny_qwen2_5_vl_dir), device="cpu")
+    assert type(ad) is Qwen2VLAdapter and ad.model.config.model_type == "qwen2_5_vl"
+    samples = _clip_samples(tmp_path)
+    msgs = [build_messages(MINTREC, "hi", num_videos=1), build_messages(MINTREC, "hello there", num_videos=1)]
+    inputs = ad.build_inputs(msgs, videos=[[samples[0]], [samples[1]]])
+    tps = ad.processor.video_processor.temporal_patch_size
+    # temporal_patch_size / sampled fps per clip: 2/2 and 2/4 s (transformers' 24 fps default would give 2/24)
+    expected = [tps / s.sampled_fps for s in samples]
+    torch.testing.assert_close(torch.as_tensor(inputs["second_per_grid_ts"]).float(), torch.tensor(expected))
+    assert inputs["video_grid_thw"][:, 0].tolist() == [2, 2]
+    assert torch.isfinite(ad.model(**inputs).logits).all()  # the model consumes them (M-RoPE time positions)
+    # Bare frames carry no timing: the processor's 24 fps default, and one warning that says so.
+    bare = ad.build_inputs(msgs[:1], videos=[[samples[0].frames]])
+    assert float(bare["second_per_grid_ts"][0]) == pytest.approx(tps / 24)
+    assert "without their sampling metadata" in caplog.text
+
+
+@pytest.mark.video_processor
+def test_qwen3_vl_prompt_timestamps_are_the_frame_times(tiny_qwen3_vl_dir: Path, tmp_path: Path) -> None:
+    from mmla.eval.adapters.qwen3_vl import Qwen3VLAdapter
+
+    ad = load_model(str(tiny_qwen3_vl_dir), device="cpu")
+    assert type(ad) is Qwen3VLAdapter and ad.is_multimodal and not ad.shares_prompt_cache
+    samples = _clip_samples(tmp_path)
+    msgs = [build_messages(MINTREC, "hi", num_videos=1), build_messages(MINTREC, "hello there", num_videos=1)]
+    inputs = ad.build_inputs(msgs, videos=[[samples[0]], [samples[1]]])
+    for i, sample in enumerate(samples):
+        times = _prompt_times(ad, inputs["input_ids"][i])
+        expected = _pair_times(sample)  # long clip: 0.3 and 1.6 s (24 fps would say 0.1 and 0.7)
+        assert len(times) == len(expected) and all(abs(a - b) <= 0.051 for a, b in zip(times, expected, strict=True))
+    assert _prompt_times(ad, inputs["input_ids"][0]) == [0.3, 1.6]
+    assert torch.isfinite(ad.model(**inputs).logits).all()
+
+
+# --------------------------------------------------------------------------- LoRA targets per family
+def _lora_modules(model: torch.nn.Module) -> list[str]:
+    from peft import LoraConfig, get_peft_model
+
+    from mmla.eval.adapters import lora_targets_for
+
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=lora_targets_for(model.config)))
+    return [
+        n for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and isinstance(m.lora_A, torch.nn.ModuleDict)
+    ]
+
+
+LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava_onevision", "qwen2_5_vl", "qwen3_vl", "llama"])
+def test_lora_targets_are_the_language_model_linears(family: str, tok, request) -> None:
+    from transformers import AutoModelForImageTextToText
+
+    if family == "qwen2_vl":
+        model = _tiny_qwen2_vl(tok)
+    elif family == "llava_onevision":
+        model = _tiny_llava_ov(tok)
+    elif family == "llama":
+        model = tiny_llama(len(tok))
+    else:
+        path = request.getfixturevalue("tiny_qwen2_5_vl_dir" if family == "qwen2_5_vl" else "tiny_qwen3_vl_dir")
+        model = AutoModelForImageTextToText.from_pretrained(path)
+    assert model.config.model_type == family
+    n_layers = model.config.get_text_config().num_hidden_layers
+    names = _lora_modules(model)
+    # every projection of every decoder layer, and nothing else (no vision tower, projector or lm_head)
+    assert len(names) == len(LM_LINEAR) * n_layers, names
+    assert all(n.rsplit(".", 1)[-1] in LM_LINEAR for n in names)
+    if family != "llama":
+        assert all(".language_model." in n for n in names)
+    if family == "qwen2_5_vl":  # its vision MLP has gate/up/down_proj too: they stay frozen
+        assert any("visual" in n and n.endswith("gate_proj") for n, _ in model.named_modules())
+
+
+def test_lora_targets_of_remote_code_families() -> None:
+    import re
+
+    from mmla.eval.adapters import lora_targets_for
+
+    minicpm = lora_targets_for({"model_type": "minicpmv"})
+    assert re.fullmatch(minicpm, "llm.model.layers.0.self_attn.q_proj")
+    assert re.fullmatch(minicpm, "llm.model.layers.27.mlp.down_proj")
+    assert not re.fullmatch(minicpm, "vpm.encoder.layers.0.self_attn.q_proj")  # SigLIP tower
+    assert not re.fullmatch(minicpm, "resampler.attn.out_proj") and not re.fullmatch(minicpm, "llm.lm_head")
+    assert lora_targets_for("internlm2") == ["wqkv", "wo", "w1", "w2", "w3"]
+    assert lora_targets_for("llama") == "all-linear" and lora_targets_for("qwen3_vl") == lora_targets_for("qwen2_vl")
+
+
+# --------------------------------------------------------------------------- adapter folder errors
+@pytest.fixture()
+def lora_dir(tmp_path: Path, tok) -> Path:
+    from peft import LoraConfig, get_peft_model
+
+    get_peft_model(tiny_llama(len(tok)), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "ad")
+    return tmp_path / "ad"
+
+
+def _break(folder: Path, case: str) -> Path:
+    cfg = folder / "adapter_config.json"
+    if case == "no weights":
+        (folder / "adapter_model.safetensors").unlink()
+    elif case == "invalid json":
+        cfg.write_text('{"peft_type": "LORA",\n  "r": }')
+    elif case == "no peft_type":
+        data = json.loads(cfg.read_text())
+        del data["peft_type"]
+        cfg.write_text(json.dumps(data))
+    elif case == "unknown peft_type":
+        data = json.loads(cfg.read_text())
+        cfg.write_text(json.dumps({**data, "peft_type": "LORAX"}))
+    elif case == "json list":
+        cfg.write_text("[1, 2]")
+    elif case == "no config":
+        cfg.unlink()
+    elif case == "missing folder":
+        return folder.parent / "nope"
+    elif case == "a file":
+        return cfg
+    return folder
+
+
+ADAPTER_CASES = [
+    ("no weights", FileNotFoundError, "has adapter_config.json but no weights: expected adapter_model.safetensors"),
+    ("invalid json", ValueError, "adapter_config.json:2:8: not valid JSON"),
+    ("no peft_type", ValueError, 'adapter_config.json: no "peft_type" field'),
+    ("unknown peft_type", ValueError, "adapter_config.json: unknown peft_type 'LORAX'"),
+    ("json list", ValueError, "adapter_config.json: expected a JSON object"),
+    ("no config", FileNotFoundError, "is not a PEFT adapter folder: adapter_config.json is missing"),
+    ("missing folder", FileNotFoundError, "does not exist"),
+    ("a file", FileNotFoundError, "is a file, not a folder"),
+]
+
+
+@pytest.mark.parametrize(("case", "exc", "message"), ADAPTER_CASES, ids=[c[0] for c in ADAPTER_CASES])
+def test_bad_adapter_folders_are_one_line_errors(
+    case: str, exc: type, message: str, lora_dir: Path, llama_dir: Path, monkeypatch
+) -> None:
+    import transformers
+
+    bad = _break(lora_dir, case)
+
+    def no_load(*args, **kwargs):  # the adapter is checked before any weights load
+        raise AssertionError("model loaded before the adapter folder was checked")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_load)
+    with pytest.raises(exc) as err:
+        load_model(str(llama_dir), adapter=str(bad), device="cpu")
+    text = str(err.value)
+    assert message in text and "\n" not in text
+    assert str(bad) in text or str(bad / "adapter_config.json") in text
+
+
+def test_adapter_of_another_model_is_one_line(llama_dir: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    other = tiny_tokenizer()
+    big = tiny_llama(len(other))
+    big.config.hidden_size = 48  # a base of another width: shapes differ
+    from transformers import LlamaForCausalLM
+
+    get_peft_model(LlamaForCausalLM(big.config), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(
+        tmp_path / "ad"
+    )
+    with pytest.raises(ValueError, match=r"cannot apply adapter .* to ") as err:
+        load_model(str(llama_dir), adapter=str(tmp_path / "ad"), device="cpu")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("case", ["no weights", "invalid json", "no peft_type"])
+def test_bad_adapter_via_cli_is_one_line(
+    case: str, lora_dir: Path, llama_dir: Path, sample_release: Path, tmp_path: Path, capsys
+) -> None:
+    try:
+        from mmla.cli import main  # the CLI package of issue 11, once it exists
+    except ImportError:
+        from mmla.eval.cli import main
+
+    bad = _break(lora_dir, case)
+    argv = ["eval", "--model", str(llama_dir), "--adapter", str(bad), "--tasks", "mintrec", "--data",
+            str(sample_release), "--text-only", "--limit", "2", "--output", str(tmp_path / "out"), "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]  # (datasets' progress bars aside)
+    assert len(errors) == 1 and errors[0].startswith("mmla eval: error: "), err
+    err = errors[0]
+    assert str(bad) in err and "Repo id" not in err  # names the folder or file; PEFT never tries the Hub

@@ -60,8 +60,62 @@ def test_video_sft_runs_and_reports(tiny_vl: Path, sample_release: Path, tmp_pat
     out = tmp_path / "run"
     res = run(_argv(tiny_vl, sample_release, out))
     assert res["method"] == "sft" and res["text_only"] is False and res["tasks"]["mintrec"]["n"] == 2
-    assert (out / "adapter_model.safetensors").is_file() and (out / "best" / "adapter_config.json").is_file()
+    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert "language_model" in str(cfg["target_modules"])
     adapter = load_model(str(tiny_vl), adapter=str(out), device="cpu")
     assert adapter.is_multimodal
+
+
+# --------------------------------------------------------------------------- video timing in the SFT collator
+def _timing_rows(tmp_path: Path) -> list[dict]:
+    """Two rows whose clips (the sample release's encoder) are 2 s and 1 s long at 10 fps."""
+    from mmla.eval.prompts import build_messages
+    from mmla.loaders.sample import CLIP_SPECS, write_clip
+
+    task = get_task("mintrec")
+    clips = [write_clip(tmp_path / "a.mp4", CLIP_SPECS[3], seed=1), write_clip(tmp_path / "b.mp4", CLIP_SPECS[1])]
+    return [
+        {"prompt": build_messages(task, text, num_videos=1), "video": str(clip), "label_name": label,
+         "completion": [{"role": "assistant", "content": build_target(task, label)}]}
+        for text, clip, label in zip(["hi", "hello there"], clips, ["joke", "thank"], strict=True)
+    ]  # fmt: skip
+
+
+@pytest.mark.video_processor
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_collator_passes_the_frame_times(family: str, tmp_path: Path) -> None:
+    import re
+
+    import torch
+
+    from mmla.eval.adapters import load_model
+    from mmla.loaders.video import sample_frames
+    from mmla.training import testing
+    from mmla.training.collators import VideoSFTCollator
+
+    model_dir = getattr(testing, f"tiny_{family}")(tmp_path / "model")
+    adapter = load_model(str(model_dir), device="cpu")
+    rows = _timing_rows(tmp_path)
+    batch = VideoSFTCollator(adapter, num_frames=None, fps=2)(rows)
+    # what the collator sampled: 4 frames of the 2 s clip (2 fps) and 2 of the 1 s clip
+    samples = [sample_frames(row["video"], fps=2, return_metadata=True) for row in rows]
+    assert [len(s.indices) for s in samples] == [4, 2]
+    tps = adapter.processor.video_processor.temporal_patch_size
+    tok = adapter.tokenizer
+    if family == "qwen2_5_vl":
+        expected = torch.tensor([tps / s.sampled_fps for s in samples])  # 1.0 s per temporal patch (not 2/24)
+        torch.testing.assert_close(torch.as_tensor(batch["second_per_grid_ts"]).float(), expected)
+    else:
+        for i, sample in enumerate(samples):
+            times = [float(t) for t in re.findall(r"<([\d.]+) seconds>", tok.decode(batch["input_ids"][i]))]
+            ts = sample.timestamps
+            expected = [(ts[j] + ts[j + 1]) / 2 for j in range(0, len(ts), 2)]  # 0.3, 1.6 s for the 2 s clip
+            assert len(times) == len(expected) and all(
+                abs(a - b) <= 0.051 for a, b in zip(times, expected, strict=True)
+            )
+    for i, row in enumerate(rows):  # the timestamps are prompt: labels stay on the answer only
+        ids, labels = batch["input_ids"][i], batch["labels"][i]
+        assert tok.decode(ids[labels != -100]) == build_target(get_task("mintrec"), row["label_name"]) + "<|im_end|>\n"
+    out = adapter.model(**batch)
+    assert torch.isfinite(out.loss)

@@ -163,7 +163,7 @@ def tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 
     size = {"shortest_edge": 28 * 28, "longest_edge": max_pixels}
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=size),
-        video_processor=Qwen2VLVideoProcessor(size=size),
+        video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=False),  # max_pixels per frame
         tokenizer=tok,
         chat_template=CHAT_TEMPLATE,
     )
