@@ -44,13 +44,13 @@ def test_rows_use_the_eval_prompt(sample_release: Path) -> None:
     from mmla.loaders import load_task
     from mmla.training.data import load_training_data
 
-    data = load_training_data("mintrec", str(sample_release), text_only=True, limit_eval=3)
+    data = load_training_data("mintrec", str(sample_release), text_only=True, limit_eval=3, style="paper")
     task = get_task("mintrec")
     raw = load_task("mintrec", str(sample_release), text_only=True, split="train")
     by_id = {r["id"]: r for r in raw}
     row = data.train[0]
     src = by_id[row["id"]]
-    assert row["prompt"] == build_messages(task, src["text"])
+    assert row["prompt"] == build_messages(task, src["text"], style="paper")
     assert row["completion"] == [{"role": "assistant", "content": build_target(task, src["label"])}]
     assert row["task"] == "mintrec" and row["label_name"] == task.labels[src["label"]]
     assert len(data.train) == len(raw) and len(data.eval["mintrec"]) == 3
@@ -64,10 +64,8 @@ def test_it_mixture_keeps_each_task_prompt(sample_release: Path) -> None:
     assert len(data.train) == 18
     for row in data.train:
         task = get_task(row["task"])
-        assert (
-            f"candidate labels for {task.dimension_text} are: {', '.join(task.labels)}."
-            in (row["prompt"][0]["content"])
-        )
+        content = row["prompt"][0]["content"]  # the task's own instruction: its dimension and label list
+        assert task.dimension_text in content and all(label in content for label in task.labels)
         assert row["completion"][0]["content"] == build_target(task, row["label_name"])
     # shuffled, not task after task
     assert [r["task"] for r in data.train][:10] != ["mintrec"] * 10
@@ -125,7 +123,7 @@ def test_sft_selects_saves_and_reloads(sft_run: tuple[Path, dict], tiny_lm: Path
     from mmla.eval.runner import evaluate_tasks
 
     out, results = sft_run
-    assert (out / "adapter_model.safetensors").is_file() and (out / "best" / "adapter_model.safetensors").is_file()
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "best").exists()  # no private copy
     args = json.loads((out / "training_args.json").read_text())
     assert args["learning_rate"] == 1e-3 and args["max_steps"] == 6
     curve = json.loads((out / "validation_curve.json").read_text())
@@ -140,12 +138,18 @@ def test_sft_selects_saves_and_reloads(sft_run: tuple[Path, dict], tiny_lm: Path
     from safetensors.torch import load_file
 
     step = curve["best"]["step"]
+    # The Trainer chose the same step by eval_mmla_acc (load_best_model_at_end), and logged the metric.
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["best_global_step"] == step and state["best_metric"] == curve["best"]["acc"]
+    assert [e["eval_mmla_acc"] for e in state["log_history"] if "eval_mmla_acc" in e] == [
+        p["acc"] for p in curve["points"]
+    ]
+    assert json.loads((out / "run_config.json").read_text())["selected"]["step"] == step == on_disk["selected_step"]
     final = load_file(str(out / "adapter_model.safetensors"))
-    best = load_file(str(out / "best" / "adapter_model.safetensors"))
     at_step = load_file(str(out / f"checkpoint-{step}" / "adapter_model.safetensors"))
     last = load_file(str(out / "checkpoint-6" / "adapter_model.safetensors"))
-    assert final.keys() == best.keys() == last.keys() and any("lora_A" in k for k in final)
-    assert all(torch.equal(final[k], best[k]) and torch.equal(final[k], at_step[k]) for k in final)
+    assert final.keys() == at_step.keys() == last.keys() and any("lora_A" in k for k in final)
+    assert all(torch.equal(final[k], at_step[k]) for k in final)
     assert step == 6 or any(not torch.equal(final[k], last[k]) for k in final)
     adapter = load_model(str(tiny_lm), adapter=str(out), device="cpu")
     loaded = {k: v for k, v in adapter.model.state_dict().items() if "lora_" in k}

@@ -1,17 +1,24 @@
 """Model selection by validation accuracy, as the paper does, with the evaluation code of ``mmla eval``.
 
-At every evaluation step :class:`MMLAAccuracyCallback` scores the live model with
-:func:`mmla.eval.runner.evaluate_tasks` (generate mode by default), logs ``eval_mmla_acc`` (usable as
-``metric_for_best_model="eval_mmla_acc"``), keeps the best adapter in ``output_dir/best/`` (swapped in
-atomically), and writes the validation curve (``validation_curve.json`` + ``.png``).
+At every evaluation :class:`MMLAAccuracyCallback` scores the live model on the validation split with
+:func:`mmla.eval.runner.evaluate_tasks` (generate mode by default) and puts ``eval_mmla_acc`` (and
+``eval_mmla_acc_<task>``) into the evaluation metrics, through ``trainer.log`` so that every logger sees
+them. ``training/sft.py`` sets ``metric_for_best_model="eval_mmla_acc"`` and ``load_best_model_at_end``, so
+the Trainer keeps the best checkpoint (``save_total_limit`` never deletes it) and loads it at the end; no
+private copy of the adapter is kept. The callback also writes the validation curve
+(``validation_curve.json`` + ``.png``) on the main process.
+
+Multi-process runs (``torchrun`` / ``accelerate launch``): every process takes part in scoring. The runner
+deals the validation rows round-robin to the processes and gathers the predictions, so every process gets
+the same results dict and the same accuracy; the main process alone writes. Under DeepSpeed ZeRO-3 the
+parameters are gathered for generation with TRL's ``unwrap_model_for_generation``, as TRL's own callbacks do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import shutil
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,21 +29,11 @@ from mmla.loaders.files import read_json, save_figure_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-BEST_DIR = "best"
+METRIC = "eval_mmla_acc"
+"""The Trainer metric (``metric_for_best_model``) holding validation ACC (%), pooled over the run's tasks."""
 CURVE_FILE = "validation_curve.json"
-
-
-def replace_dir_atomic(src: Path, dst: Path) -> None:
-    """Put the finished folder ``src`` at ``dst``; a reader sees the old or the new folder, never a partial one."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+EVAL_DIR = "mmla_eval"
+"""``output_dir/mmla_eval/step-N/``: the ``mmla eval`` output (results.json, predictions) of each evaluation."""
 
 
 def plot_curve(curve: list[dict[str, Any]], path: Path) -> None:
@@ -56,17 +53,27 @@ def plot_curve(curve: list[dict[str, Any]], path: Path) -> None:
         ax2 = ax.twinx()
         ax2.plot(steps, losses, "s--", color="tab:red", label="eval loss")
         ax2.set_ylabel("eval loss")
-    best = max(curve, key=lambda p: p["acc"])
-    ax.axvline(best["step"], color="gray", lw=0.8, ls=":")
-    ax.set_title(f"best ACC {best['acc']:.2f} at step {best['step']}")
+    best = best_point(curve)
+    if best is not None:
+        ax.axvline(best["step"], color="gray", lw=0.8, ls=":")
+        ax.set_title(f"best ACC {best['acc']:.2f} at step {best['step']}")
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
+def best_point(curve: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first point with the highest ACC: the Trainer's rule (a later tie is not an improvement)."""
+    best = None
+    for p in sorted(curve, key=lambda p: p["step"]):
+        if best is None or p["acc"] > best["acc"]:
+            best = p
+    return best
+
+
 @dataclass
 class MMLAAccuracyCallback(TrainerCallback):
-    """Score the model on the validation split at each evaluation; keep the best adapter."""
+    """Score the model on the validation split at each evaluation, in every process; report ``eval_mmla_acc``."""
 
     tasks: list[str]
     data: str | None
@@ -82,49 +89,76 @@ class MMLAAccuracyCallback(TrainerCallback):
     video_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments of :func:`mmla.eval.runner.evaluate_tasks` (e.g. ``num_frames``)."""
+    trainer: Any = None
+    """The Trainer (set by ``build_trainer``): its wrapped model and accelerator for generation, its ``log``."""
     curve: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
+    results: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+    """Results dict of each evaluation of this process' run, by step."""
 
     def __post_init__(self) -> None:
-        # Resume: pick up the curve and the best score written before the run was killed.
+        # Resume: pick up the curve written before the run was killed (points past the checkpoint are redone).
         path = Path(self.output_dir) / CURVE_FILE
         if path.is_file():
-            saved = read_json(path)
-            self.curve = saved.get("points", [])
-            self.best = saved.get("best")
+            self.curve = read_json(path).get("points", [])
 
     @property
-    def best_dir(self) -> Path:
-        return Path(self.output_dir) / BEST_DIR
+    def best(self) -> dict[str, Any] | None:
+        """Best point of the curve so far (``step``, ``epoch``, ``acc``)."""
+        p = best_point(self.curve)
+        return None if p is None else {"step": p["step"], "epoch": p.get("epoch"), "acc": p["acc"]}
 
-    def score(self, model: Any, step: int) -> dict[str, Any]:
-        """Run the eval runner on the live model; returns the results dict of ``mmla eval``."""
+    def eval_dir(self, step: int) -> Path:
+        return Path(self.output_dir) / EVAL_DIR / f"step-{step}"
+
+    @contextlib.contextmanager
+    def _generation_model(self, model: Any, args: TrainingArguments | None) -> Iterator[Any]:
+        """The bare model for ``generate``: unwrapped from DDP, with ZeRO-3 parameters gathered (TRL's helper)."""
+        trainer = self.trainer
+        if trainer is None or getattr(trainer, "accelerator", None) is None:
+            yield model
+            return
+        from trl.models.utils import unwrap_model_for_generation
+
+        gc_kwargs = getattr(args, "gradient_checkpointing_kwargs", None) if args is not None else None
+        with unwrap_model_for_generation(
+            trainer.model_wrapped, trainer.accelerator, gradient_checkpointing_kwargs=gc_kwargs
+        ) as unwrapped:
+            yield unwrapped
+
+    def score(
+        self, model: Any, step: int, *, args: TrainingArguments | None = None, output_dir: Path | None = None
+    ) -> dict[str, Any]:
+        """Run the eval runner on the live model (collective: every process calls it); the ``mmla eval`` dict.
+
+        Output in ``output_dir`` (default ``mmla_eval/step-<step>``).
+        """
         from mmla.eval.adapters import adapter_for
         from mmla.eval.runner import evaluate_tasks
 
-        adapter = adapter_for(model, self.processing_class, video_kwargs=dict(self.video_kwargs))
-        was_training = model.training
-        model.eval()
-        try:
-            return evaluate_tasks(
-                adapter,
-                self.tasks,
-                data=self.data,
-                split=self.split,
-                mode=self.mode,
-                batch_size=self.batch_size,
-                limit=self.limit,
-                output_dir=Path(self.output_dir) / "mmla_eval" / f"step-{step}",
-                text_only=self.text_only,
-                prompt_style=self.prompt_style,
-                method=self.method,
-                show_progress=False,
-                **({} if self.text_only else self.video_kwargs),
-                **self.eval_kwargs,
-            )
-        finally:
-            if was_training:
-                model.train()
+        with self._generation_model(model, args) as gen_model:
+            adapter = adapter_for(gen_model, self.processing_class, video_kwargs=dict(self.video_kwargs))
+            was_training = gen_model.training
+            gen_model.eval()
+            try:
+                return evaluate_tasks(
+                    adapter,
+                    self.tasks,
+                    data=self.data,
+                    split=self.split,
+                    mode=self.mode,
+                    batch_size=self.batch_size,
+                    limit=self.limit,
+                    output_dir=output_dir if output_dir is not None else self.eval_dir(step),
+                    text_only=self.text_only,
+                    prompt_style=self.prompt_style,
+                    method=self.method,
+                    show_progress=False,
+                    **({} if self.text_only else self.video_kwargs),
+                    **self.eval_kwargs,
+                )
+            finally:
+                if was_training:
+                    gen_model.train()
 
     def on_evaluate(
         self,
@@ -135,39 +169,30 @@ class MMLAAccuracyCallback(TrainerCallback):
         metrics: dict[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
-        if model is None or not state.is_world_process_zero:
+        if model is None:
             return
-        results = self.score(model, state.global_step)
+        step = state.global_step
+        results = self.score(model, step, args=args)  # every process: its shard, then gathered
+        self.results[step] = results
         acc = float(results["overall"]["acc"])
-        point = {
-            "step": state.global_step,
-            "epoch": state.epoch,
-            "acc": acc,
-            "per_task": {k: v["metrics"]["acc"] for k, v in results["tasks"].items()},
-        }
+        per_task = {k: v["metrics"].get("acc") for k, v in results["tasks"].items()}
+        logs: dict[str, float] = {METRIC: acc}
+        if len(per_task) > 1:
+            logs.update({f"{METRIC}_{k}": float(v) for k, v in per_task.items() if v is not None})
         if metrics is not None:
-            point["eval_loss"] = metrics.get("eval_loss")
-            # Same dict the Trainer uses for metric_for_best_model, so "eval_mmla_acc" composes with it.
-            metrics["eval_mmla_acc"] = acc
-        state.log_history.append({"eval_mmla_acc": acc, "epoch": state.epoch, "step": state.global_step})
-        logger.info("step %d: validation ACC %.2f (%s)", state.global_step, acc, point["per_task"])
-        self.curve = [p for p in self.curve if p["step"] != state.global_step] + [point]
-        if self.best is None or acc > self.best["acc"]:
-            self._save_best(model, results, point)
-        self._write_curve()
-
-    def _save_best(self, model: Any, results: dict[str, Any], point: dict[str, Any]) -> None:
-        out = Path(self.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{BEST_DIR}.tmp-"))
-        model.save_pretrained(tmp)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(tmp)
-        write_json_atomic(tmp / "results.json", results)
-        write_json_atomic(tmp / "selection.json", point)
-        replace_dir_atomic(tmp, self.best_dir)
-        self.best = {"step": point["step"], "epoch": point["epoch"], "acc": point["acc"]}
-        logger.info("new best validation ACC %.2f at step %d -> %s", point["acc"], point["step"], self.best_dir)
+            # The dict the Trainer then reads for metric_for_best_model (and returns from evaluate()).
+            metrics.update(logs)
+        if self.trainer is not None:
+            self.trainer.log(logs)  # log_history and every report_to logger
+        else:
+            state.log_history.append({**logs, "epoch": state.epoch, "step": step})
+        point = {"step": step, "epoch": state.epoch, "acc": acc, "per_task": per_task}
+        if metrics is not None and metrics.get("eval_loss") is not None:
+            point["eval_loss"] = metrics["eval_loss"]
+        self.curve = sorted([p for p in self.curve if p["step"] != step] + [point], key=lambda p: p["step"])
+        if state.is_world_process_zero:
+            logger.info("step %d: validation ACC %.2f (%s)", step, acc, per_task)
+            self._write_curve()
 
     def _write_curve(self) -> None:
         out = Path(self.output_dir)

@@ -18,6 +18,7 @@ is on, also kept in ``best/``), ``training_args.json`` (+ TRL's ``training_args.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import json
 import logging
@@ -61,9 +62,156 @@ def _has_chat_template(processor: Any) -> bool:
     return bool(getattr(processor, "chat_template", None) or getattr(tok, "chat_template", None))
 
 
+OUTPUT_KIND = "mmla train"
+"""Marker kind of a training ``output_dir`` (``mmla.loaders.files.claim_output_dir``)."""
+
+
+def _normalize_argv(argv: Sequence[str]) -> list[str]:
+    """``--config=FILE`` -> ``--config FILE`` (TRL's parser only reads the separate form)."""
+    out: list[str] = []
+    for arg in argv:
+        if arg.startswith("--config="):
+            out += ["--config", arg.split("=", 1)[1]]
+        else:
+            out.append(arg)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _option_dests(parser: Any) -> dict[str, str]:
+    """Every option string of the parser (``--lr_x``, ``--lr-x``, ``--no_x``) -> the field it sets."""
+    return {opt: action.dest for opt, action in parser._option_string_actions.items()}
+
+
+def check_argv(argv: Sequence[str], parser: Any) -> None:
+    """Refuse options that are not spelled out in full.
+
+    argparse would take a unique prefix (``--learning_rat 0.1`` sets ``learning_rate``): a typo then silently
+    sets another option. Every ``--name`` must be an option of the parser, exactly.
+    """
+    known = set(_option_dests(parser)) | {"--config"}
+    for arg in argv:
+        if arg == "--" or not arg.startswith("-") or _is_number(arg):
+            continue
+        flag = arg.split("=", 1)[0]
+        if flag in known:
+            continue
+        longs = sorted(k for k in known if k.startswith("--"))
+        prefixed = [k for k in longs if k.startswith(flag)]
+        close = prefixed[:3] or difflib.get_close_matches(flag, longs, n=3, cutoff=0.75)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown option {flag}{hint}; options must be spelled out in full")
+
+
+def read_config(path: str, parser: Any | None = None) -> dict[str, Any]:
+    """The ``--config`` YAML as a mapping, or a one-line error naming the file and line.
+
+    Checked before TRL reads it: invalid YAML, a top level that is not ``name: value`` pairs, and (with
+    ``parser``) names that are no argument.
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--config {path}: not UTF-8 text (byte {err.start}); pass a YAML file") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(
+            f"--config {where}: not valid YAML ({problem}); write one `argument: value` per line"
+        ) from None
+    if config is None:
+        raise ValueError(f"--config {path}: the file is empty; write one `argument: value` per line")
+    if not isinstance(config, dict):
+        line = node.start_mark.line + 1 if node is not None else 1
+        kind = "a list" if isinstance(config, list) else f"a {type(config).__name__}"
+        raise ValueError(
+            f"--config {path}:{line}: the top level is {kind}, not a mapping; write one `argument: value` per line "
+            "(e.g. `learning_rate: 1.0e-4`)"
+        )
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value} if node is not None else {}
+    dests = set(_option_dests(parser).values()) if parser is not None else None
+    for key in config:
+        if not isinstance(key, str):
+            raise ValueError(f"--config {path}:{lines.get(key, '?')}: argument names are text, got {key!r}")
+        if dests is not None and key != "env" and key not in dests:
+            close = difflib.get_close_matches(key, sorted(dests), n=3, cutoff=0.75)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise ValueError(f"--config {path}:{lines.get(key, '?')}: unknown argument {key!r}{hint}")
+    return config
+
+
+def explicit_options(argv: Sequence[str], parser: Any | None = None) -> set[str]:
+    """Fields the user set: on the command line or in the ``--config`` YAML (recipe values do not count).
+
+    Automatic choices (padding-free batches, Liger, length grouping, best-checkpoint selection) apply only to
+    fields outside this set, so they never override the user.
+    """
+    if parser is None:
+        from mmla.training.config import make_parser
+
+        parser = make_parser()
+    dests = _option_dests(parser)
+    argv = _normalize_argv(argv)
+    out = {dests[a.split("=", 1)[0]] for a in argv if a.startswith("--") and a.split("=", 1)[0] in dests}
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--config":
+            out |= {k for k in read_config(argv[i + 1], parser) if k != "env"}
+    return out
+
+
 def _explicit(argv: Sequence[str], name: str) -> bool:
-    flag = f"--{name}"
-    return any(a == flag or a.startswith(flag + "=") for a in argv)
+    """Whether the user set ``name`` (command line or ``--config``); see :func:`explicit_options`."""
+    return name in explicit_options(argv)
+
+
+def claim_output(sft_args: Any, mmla_args: Any, model_args: Any) -> Path:
+    """Check ``--output_dir`` before the model loads, then mark it as a training output.
+
+    Every process checks (read only); after a barrier the main process creates and marks the folder, so no
+    process sees it half-written. Refused: a file, a folder of user files, one holding the data or the model,
+    a read-only one (:func:`mmla.loaders.files.claim_output_dir`). An earlier training output is continued.
+    """
+    from mmla.loaders.files import claim_output_dir, mark_output_dir, output_kind
+
+    protected = [p for p in (mmla_args.data, model_args.model_name_or_path) if p and Path(p).expanduser().exists()]
+    path = Path(sft_args.output_dir).expanduser()
+    legacy = path.is_dir() and output_kind(path) is None and any(path.glob("checkpoint-*/trainer_state.json"))
+    if legacy and not mmla_args.resume:
+        raise ValueError(
+            f"--output_dir {sft_args.output_dir} holds checkpoints of a run; pass --resume to continue it or "
+            "choose another --output_dir"
+        )
+    if legacy:  # a run of a version without output markers: --resume says it is a training run; adopt it
+        out = path.resolve()
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise ValueError(f"--output_dir {sft_args.output_dir} is not writable. Choose a folder you can write to")
+    else:
+        out = claim_output_dir(path, OUTPUT_KIND, resume=True, protected=protected, option="--output_dir")
+    _ = sft_args.device  # sets up the process group under a launcher
+    state = getattr(sft_args, "distributed_state", None)
+    if state is not None and state.num_processes > 1:
+        state.wait_for_everyone()
+    if sft_args.process_index == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if output_kind(out) != OUTPUT_KIND:
+            mark_output_dir(out, OUTPUT_KIND)
+    return out
 
 
 def _checkpoint_to_resume(mmla_args: Any, sft_args: Any) -> str | None:
@@ -87,7 +235,10 @@ def _checkpoint_to_resume(mmla_args: Any, sft_args: Any) -> str | None:
 
 
 def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence[str] = ()) -> tuple[Any, Any, Any]:
-    """Load model + data and assemble the ``SFTTrainer``; returns ``(trainer, adapter, accuracy_callback)``."""
+    """Load model + data and assemble the ``SFTTrainer``; returns ``(trainer, adapter, accuracy_callback)``.
+
+    ``argv`` tells which fields the user set (command line or ``--config``): automatic choices leave those alone.
+    """
     from peft import PeftModel
     from transformers import set_seed
     from trl import SFTTrainer, get_peft_config
@@ -98,6 +249,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     from mmla.training.data import load_training_data
 
     set_seed(sft_args.seed)
+    explicit = explicit_options(argv)
     specs = resolve_tasks(mmla_args.tasks)  # task typos fail here, with a did-you-mean
     attn = resolve_attn_implementation(model_args.attn_implementation)
     adapter = load_model(
@@ -154,13 +306,13 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
             adapter, num_frames=None if mmla_args.fps else mmla_args.num_frames, fps=mmla_args.fps,
             max_pixels=mmla_args.max_pixels,
         )  # fmt: skip
-    elif attn.startswith("flash_attention") and not _explicit(argv, "padding_free"):
+    elif attn.startswith("flash_attention") and not explicit & {"padding_free", "max_length"}:
         # Padding-free batches (position_ids, no pad tokens) need a varlen attention kernel: only with FA2/3.
         sft_args.padding_free = True
-    if text_only and _cuda_with(("liger_kernel",)) and not _explicit(argv, "use_liger_kernel"):
+    if text_only and _cuda_with(("liger_kernel",)) and "use_liger_kernel" not in explicit:
         # Liger's fused RMSNorm/SwiGLU/RoPE kernels: 32.9% -> 38.9% MFU on a Qwen2-7B LoRA run (docs/benchmarks.md).
         sft_args.use_liger_kernel = True
-    if text_only and not sft_args.padding_free and not _explicit(argv, "train_sampling_strategy"):
+    if text_only and not sft_args.padding_free and "train_sampling_strategy" not in explicit:
         # Without a varlen kernel, batch rows of similar length: MMLA rows are ragged (100-220 tokens). (Text rows
         # only: video rows are tokenized by the collator, so the sampler has no lengths to group by.)
         sft_args.train_sampling_strategy = "group_by_length"
@@ -195,6 +347,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
             video_kwargs={"fps": mmla_args.fps} if mmla_args.fps else {"num_frames": mmla_args.num_frames},
         )
         callbacks.append(acc_cb)
+        configure_selection(sft_args, explicit)
 
     trainer = SFTTrainer(
         model=adapter.model,
@@ -207,30 +360,121 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         callbacks=callbacks,
     )
     trainer.mmla_tasks = [t.key for t in data.tasks]  # for the final report
+    if acc_cb is not None:
+        acc_cb.trainer = trainer  # generation on the unwrapped (ZeRO-3: gathered) model; metrics via trainer.log
+    if mmla_args.merge and trainer.is_deepspeed_enabled:
+        stage = getattr(getattr(trainer.accelerator.state, "deepspeed_plugin", None), "zero_stage", None)
+        if stage == 3:
+            raise ValueError(
+                "--merge needs the full weights in one process, which ZeRO-3 shards; train without --merge, then "
+                "merge the saved adapter on one device (PeftModel.from_pretrained(...).merge_and_unload())"
+            )
     return trainer, adapter, acc_cb
 
 
-def _load_best(model: Any, best_dir: Path) -> None:
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
+def configure_selection(sft_args: Any, explicit: set[str]) -> None:
+    """Best checkpoint by validation ACC through the Trainer: ``metric_for_best_model="eval_mmla_acc"``,
+    ``load_best_model_at_end``, and a checkpoint at every evaluation, for each field the user did not set.
 
-    state = load_file(str(best_dir / "adapter_model.safetensors"))
-    result = set_peft_model_state_dict(model, state)
-    missing = [k for k in getattr(result, "unexpected_keys", []) or []]
-    if missing:
-        raise RuntimeError(f"best adapter in {best_dir} does not match the model: {missing[:3]}")
+    The Trainer then keeps the best checkpoint (``save_total_limit`` never deletes it), records it in
+    ``trainer_state.json`` (so ``--resume`` continues the selection) and loads it at the end, in every process.
+    Where the user's own save settings leave evaluations without a checkpoint (``--save_strategy no``), the
+    last step is kept, with a warning; with ``--load_best_model_at_end true`` set too, that is an error.
+    """
+    from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+
+    from mmla.training.callbacks import METRIC
+
+    if "metric_for_best_model" not in explicit:
+        sft_args.metric_for_best_model = METRIC
+        if "greater_is_better" not in explicit:
+            sft_args.greater_is_better = True
+    user_load_best = "load_best_model_at_end" in explicit
+    if user_load_best and not sft_args.load_best_model_at_end:
+        return
+    if sft_args.save_strategy == SaveStrategy.BEST:
+        sft_args.load_best_model_at_end = True
+        return
+    eval_strategy = IntervalStrategy(sft_args.eval_strategy)
+    steps = eval_strategy == IntervalStrategy.STEPS
+    if "save_strategy" not in explicit:
+        sft_args.save_strategy = SaveStrategy(eval_strategy.value)
+    if steps and "save_steps" not in explicit:
+        sft_args.save_steps = sft_args.eval_steps
+    save = SaveStrategy(sft_args.save_strategy)
+    ok = save.value == eval_strategy.value and (not steps or sft_args.eval_steps % sft_args.save_steps == 0)
+    if ok:
+        sft_args.load_best_model_at_end = True
+        return
+    given = f"--save_strategy {save.value}" + (f" --save_steps {sft_args.save_steps}" if save == "steps" else "")
+    need = f"--eval_strategy {eval_strategy.value}" + (f" --eval_steps {sft_args.eval_steps}" if steps else "")
+    if user_load_best:
+        raise ValueError(
+            f"--load_best_model_at_end needs a checkpoint at every evaluation ({need}), but {given} was set; "
+            "drop it, or pass --save_strategy best"
+        )
+    logger.warning(
+        "%s keeps no checkpoint at every evaluation (%s): the final adapter is the last step's, not the best "
+        "by validation ACC (drop %s or pass --save_strategy best to select)", given, need, given.split()[0],
+    )  # fmt: skip
+
+
+def selected_checkpoint(trainer: Any, acc_cb: Any) -> dict[str, Any]:
+    """The step whose weights the run saves: the Trainer's best checkpoint, else the last step."""
+    state, args = trainer.state, trainer.args
+    accs = {p["step"]: p["acc"] for p in (acc_cb.curve if acc_cb is not None else [])}
+    if args.load_best_model_at_end and state.best_model_checkpoint:
+        step = state.best_global_step or int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[-1])
+        return {
+            "step": step,
+            "rule": f"best {args.metric_for_best_model}",
+            "metric": state.best_metric,
+            "acc": accs.get(step),
+            "checkpoint": Path(state.best_model_checkpoint).name,
+        }
+    if args.load_best_model_at_end:
+        logger.warning("no checkpoint was recorded as best; the final adapter is the last step's")
+    return {"step": state.global_step, "rule": "last step", "metric": None, "acc": accs.get(state.global_step)}
 
 
 def finalize(trainer: Any, adapter: Any, acc_cb: Any, mmla_args: Any, sft_args: Any, model_args: Any) -> dict | None:
-    """Save the selected adapter, the JSON args, results.json and (``--merge``) the merged model."""
-    from mmla.loaders.files import write_json_atomic
+    """Save the selected adapter, the JSON args, results.json and (``--merge``) the merged model.
+
+    Collective: every process calls it (saving under ZeRO-3 and scoring another split are collective);
+    the main process writes and returns the results, the others return None.
+    """
+    import copy
+
+    from mmla.loaders.files import make_temp_dir, replace_dir_atomic, write_json_atomic
+    from mmla.training.callbacks import EVAL_DIR
 
     out = Path(sft_args.output_dir)
     model = trainer.model
-    if acc_cb is not None and acc_cb.best is not None and acc_cb.best_dir.is_dir():
-        _load_best(model, acc_cb.best_dir)
-        logger.info("selected step %d (validation ACC %.2f)", acc_cb.best["step"], acc_cb.best["acc"])
+    selected = selected_checkpoint(trainer, acc_cb)
+    rank, world = trainer.args.process_index, trainer.args.world_size
+    logger.info(
+        "process %d/%d: selected step %d (%s%s)", rank, world, selected["step"], selected["rule"],
+        "" if selected["acc"] is None else f", validation ACC {selected['acc']:.2f}",
+    )  # fmt: skip
     trainer.save_model(str(out))
+    results = None
+    if acc_cb is not None:
+        step = selected["step"]
+        final_split = mmla_args.final_eval_split or acc_cb.split
+        if final_split == acc_cb.split and step in acc_cb.results:
+            results = copy.deepcopy(acc_cb.results[step])
+        else:
+            # Another split, a last step that was not evaluated, or a resumed run whose best step was scored
+            # before the restart (its cached predictions are reused). Every process takes part.
+            where = (
+                acc_cb.eval_dir(step) if final_split == acc_cb.split else out / EVAL_DIR / f"{final_split}-step-{step}"
+            )
+            split = acc_cb.split
+            acc_cb.split = final_split
+            try:
+                results = acc_cb.score(model, step, args=trainer.args, output_dir=where)
+            finally:
+                acc_cb.split = split
     if not trainer.is_world_process_zero():
         return None
     write_json_atomic(out / "training_args.json", json.loads(sft_args.to_json_string()))
@@ -239,49 +483,51 @@ def finalize(trainer: Any, adapter: Any, acc_cb: Any, mmla_args: Any, sft_args: 
         {
             "mmla": dataclasses.asdict(mmla_args),
             "model": {k: v for k, v in dataclasses.asdict(model_args).items() if k != "config"},
-            "selected": acc_cb.best if acc_cb else None,
+            "selected": selected,
+            "num_processes": world,
             "tasks": trainer.mmla_tasks,
         },
     )
-    results = None
-    if acc_cb is not None and acc_cb.best is not None:
-        final_split = mmla_args.final_eval_split or acc_cb.split
-        if final_split == acc_cb.split:
-            results = json.loads((acc_cb.best_dir / "results.json").read_text())
-        else:
-            acc_cb.split = final_split
-            results = acc_cb.score(model, trainer.state.global_step)
+    if results is not None:
         results.update(
             {
                 "method": "it" if len(trainer.mmla_tasks) > 1 else "sft",
                 "model": adapter.model_id,
                 "base_model": adapter.model_id,
                 "adapter": str(out),
-                "selected_step": acc_cb.best["step"],
+                "selected_step": selected["step"],
             }
         )
         write_json_atomic(out / "results.json", results)
         logger.info("final %s ACC %.2f -> %s", results.get("split"), results["overall"]["acc"], out / "results.json")
     if mmla_args.merge:
         merged = model.merge_and_unload()
-        tmp = out / ".merged.tmp"
+        tmp = make_temp_dir(out, ".merged.tmp-")
         merged.save_pretrained(tmp)
         adapter.processor.save_pretrained(tmp)
-        from mmla.training.callbacks import replace_dir_atomic
-
         replace_dir_atomic(tmp, out / "merged")
     return results
 
 
 def run(argv: Sequence[str] | None = None) -> dict | None:
     """Parse ``argv``, train, select, save and report; returns the final results dict (main process)."""
-    from mmla.training.config import parse_args
+    from mmla.training.config import make_parser, parse_args
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _normalize_argv(sys.argv[1:] if argv is None else argv)
+    parser = make_parser()
+    check_argv(argv, parser)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--config":
+            read_config(argv[i + 1], parser)  # one-line errors before TRL reads it
     mmla_args, sft_args, model_args = parse_args(argv)
+    claim_output(sft_args, mmla_args, model_args)
     resume = _checkpoint_to_resume(mmla_args, sft_args)
     trainer, adapter, acc_cb = build_trainer(mmla_args, sft_args, model_args, argv)
     trainer.train(resume_from_checkpoint=resume)
+    logger.info(
+        "process %d/%d: trained to step %d (epoch %.2f)",
+        trainer.args.process_index, trainer.args.world_size, trainer.state.global_step, trainer.state.epoch or 0.0,
+    )  # fmt: skip
     results = finalize(trainer, adapter, acc_cb, mmla_args, sft_args, model_args)
     if hasattr(trainer, "end"):
         trainer.end()
@@ -293,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(argv)
     except (ValueError, KeyError, FileNotFoundError) as err:
-        # A user error (recipe, task, data, checkpoint): one clear line; MMLA_DEBUG=1 shows the traceback.
+        # A user error (recipe, task, data, checkpoint, output folder): one clear line; MMLA_DEBUG=1 shows
+        # the traceback.
         if os.environ.get("MMLA_DEBUG"):
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
