@@ -209,3 +209,135 @@ def test_text_model_cannot_be_shown_videos(tok, data, tmp_path: Path) -> None:
         evaluate_tasks(ad, ["mosi"], data, "test", text_only=False, output_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown mode"):
         evaluate_tasks(ad, ["mosi"], data, "test", mode="sample", output_dir=tmp_path)
+
+
+# ------------------------------------------------------------------- data and output checks, protocol record
+def test_duplicate_ids_are_an_error_naming_them(tok, data, tmp_path: Path) -> None:
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    ds = data["mosi"]
+    dup = datasets.concatenate_datasets([ds, ds.select([1, 4])])  # rows 9, 10 repeat the ids of rows 1, 4
+    with pytest.raises(ValueError, match=r"task mosi: duplicate ids .*'s1' \(rows 1, 9\); 's4' \(rows 4, 10\)"):
+        evaluate_tasks(ad, ["mosi"], {"mosi": dup}, "test", output_dir=tmp_path / "o", show_progress=False)
+    assert not (tmp_path / "o" / "predictions").exists()  # refused before anything was scored
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0}, r"limit must be >= 1 \(got 0\)"),
+        ({"batch_size": 0}, r"batch size must be >= 1 \(got 0\)"),
+        ({"max_new_tokens": 0}, r"max_new_tokens must be >= 1"),
+        ({"prompt_style": "mmla_text"}, "unknown prompt style 'mmla_text'"),
+        ({"parse_mode": "strict"}, "unknown parse mode 'strict'"),
+        ({"label_set": "two"}, "unknown label set 'two'"),
+        ({"tasks": ","}, "no task selected"),
+    ],
+)
+def test_bad_settings_are_refused(tok, data, tmp_path: Path, kwargs: dict, message: str) -> None:
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    tasks = kwargs.pop("tasks", ["mosi"])
+    with pytest.raises(ValueError, match=message):
+        evaluate_tasks(ad, tasks, data, "test", output_dir=tmp_path / "o", show_progress=False, **kwargs)
+
+
+def test_empty_split_is_an_error(tok, data, tmp_path: Path) -> None:
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    empty = data["mosi"].select([])
+    with pytest.raises(ValueError, match="task mosi: the test split of the given data has no rows"):
+        evaluate_tasks(ad, ["mosi"], {"mosi": empty}, "test", output_dir=tmp_path, show_progress=False)
+
+
+@pytest.mark.parametrize("mode", ["generate", "rank"])
+def test_prompt_longer_than_the_context_names_the_row(tok, data, tmp_path: Path, mode: str) -> None:
+    ad = adapter_for(tiny_llama(len(tok)), tok)  # max_position_embeddings 1024
+    ds = data["mosi"]
+    long = ds.map(lambda r, i: {"text": "hello there " * 600 if i == 2 else r["text"]}, with_indices=True)
+    with pytest.raises(ValueError, match=r"task mosi: the prompt of row 's2' \(\d+ tokens\).*context of 1024 tokens"):
+        evaluate_tasks(ad, ["mosi"], {"mosi": long}, "test", mode=mode, output_dir=tmp_path, show_progress=False)
+    assert not (tmp_path / "predictions").exists()
+    fits = ds.map(lambda r, i: {"text": "hello there " * 100 if i == 2 else r["text"]}, with_indices=True)
+    res = evaluate_tasks(ad, ["mosi"], {"mosi": fits}, "test", mode=mode, output_dir=tmp_path, show_progress=False,
+                         max_new_tokens=4)  # fmt: skip
+    assert res["tasks"]["mosi"]["n"] == len(ds)
+
+
+def test_output_folder_is_claimed(tok, data, tmp_path: Path) -> None:
+    from mmla.loaders.files import OutputDirError, output_kind
+
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    kw = {"mode": "rank", "show_progress": False}
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputDirError, match="not empty and was not written by mmla"):
+        evaluate_tasks(ad, ["mosi"], data, "test", output_dir=user, **kw)
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputDirError, match="is a file"):
+        evaluate_tasks(ad, ["mosi"], data, "test", output_dir=tmp_path / "file", **kw)
+    out = tmp_path / "run"
+    evaluate_tasks(ad, ["mosi"], data, "test", output_dir=out, **kw)
+    assert output_kind(out) == "mmla eval"
+    again = evaluate_tasks(ad, ["mosi"], data, "test", output_dir=out, **kw)  # ours: resumed
+    assert again["timing"]["samples_computed"] == 0
+    # A folder an earlier version wrote (no marker) is recognised by its contents and resumed.
+    (out / ".mmla-output.json").unlink()
+    legacy = evaluate_tasks(ad, ["mosi"], data, "test", output_dir=out, **kw)
+    assert legacy["timing"]["samples_computed"] == 0 and output_kind(out) == "mmla eval"
+
+
+def test_protocol_is_recorded_and_parse_mode_rescores_cached_answers(tok, data, tmp_path: Path) -> None:
+    ad = adapter_for(tiny_llama(len(tok), seed=7), tok)
+    trigger = tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"][-1]
+    rig_to_answer(ad.model, tok("intent: apologize", add_special_tokens=False)["input_ids"], trigger, tok.eos_token_id)
+    kw = {"batch_size": 4, "show_progress": False, "max_new_tokens": 8, "output_dir": tmp_path}
+    first = evaluate_tasks(ad, ["mintrec"], data, "test", **kw)
+    assert (first["prompt_style"], first["label_set"], first["parse_mode"], first["upstream_metrics"]) == (
+        "upstream", "full", "aliases", False)  # fmt: skip
+    assert {r["pred"] for r in _lines(tmp_path / "predictions" / "mintrec.jsonl")} == {"apologise"}
+    second = evaluate_tasks(ad, ["mintrec"], data, "test", parse_mode="upstream", upstream_metrics=True, **kw)
+    assert second["timing"]["samples_computed"] == 0  # the raw answers are reused, only re-parsed
+    assert second["parse_mode"] == "upstream" and second["upstream_metrics"] is True
+    assert {r["pred"] for r in _lines(tmp_path / "predictions" / "mintrec.jsonl")} == {"unknown"}
+    assert second["tasks"]["mintrec"]["num_unknown"] == 14 and second["tasks"]["mintrec"]["metrics"]["acc"] == 0.0
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["parse_mode"] == "upstream" and on_disk["settings"]["prompt_style"] == "upstream"
+
+
+def test_upstream_labels_change_the_prompt_and_are_recorded(tok, tmp_path: Path) -> None:
+    chsims = get_task("chsims2")
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+    ds = {"chsims2": _dataset(chsims, 6)}
+    kw = {"mode": "rank", "show_progress": False}
+    full = evaluate_tasks(ad, ["chsims2"], ds, "test", output_dir=tmp_path / "full", **kw)
+    up = evaluate_tasks(ad, ["chsims2"], ds, "test", output_dir=tmp_path / "up", label_set="upstream", **kw)
+    assert (full["label_set"], up["label_set"]) == ("full", "upstream")
+    hashes = [{r["hash"] for r in _lines(tmp_path / d / "predictions" / "chsims2.jsonl")} for d in ("full", "up")]
+    assert not hashes[0] & hashes[1]  # other prompt, other cache key
+    assert set(_lines(tmp_path / "up" / "predictions" / "chsims2.jsonl")[0]["scores"]) == set(chsims.labels)
+
+
+def test_upstream_mode_reproduces_upstream_eval_py_through_the_runner(tok, data, tmp_path: Path, monkeypatch) -> None:
+    """--parse-mode upstream --upstream-metrics on scripted raw answers == the port of upstream eval.py."""
+    from test_eval_parsing import _raw_answers, _upstream_eval_py
+
+    import mmla.eval.scoring as scoring
+
+    ds = data["mintrec"]
+    raws = _raw_answers(MINTREC, len(ds))
+    answer_of = {f"says: {t}.": raws[i] for i, t in enumerate(ds["text"])}  # texts are distinct
+    assert len(answer_of) == len(ds)
+    ad = adapter_for(tiny_llama(len(tok)), tok)
+
+    def scripted(adapter, inputs, *, max_new_tokens):
+        texts = adapter.tokenizer.batch_decode(inputs["input_ids"], skip_special_tokens=True)
+        return [next(a for k, a in answer_of.items() if k in t) for t in texts]
+
+    monkeypatch.setattr(scoring, "generate_answers", scripted)
+    res = evaluate_tasks(ad, ["mintrec"], data, "test", parse_mode="upstream", upstream_metrics=True,
+                         output_dir=tmp_path / "o", show_progress=False, n_bootstrap=0)  # fmt: skip
+    golds = [build_target(MINTREC, MINTREC.labels[i]) for i in ds["label"]]
+    ref_pred, ref_metrics = _upstream_eval_py(tmp_path, MINTREC.labels, golds, raws)
+    rows = _lines(tmp_path / "o" / "predictions" / "mintrec.jsonl")
+    assert [r["raw"] for r in rows] == raws and [r["pred"] for r in rows] == ref_pred
+    assert res["tasks"]["mintrec"]["metrics"] == ref_metrics
