@@ -3,7 +3,9 @@
 The YAML is what the Hub and ``datasets`` read: ``configs`` (data files per split) and
 ``dataset_info`` (features with the ``ClassLabel`` names, split sizes) are written by
 ``datasets``' own serializers, so ``load_dataset(folder)`` and ``load_dataset("org/name")``
-see exactly the layout that was built.
+see exactly the layout that was built. Licenses come from the registry (``TaskSpec.license``):
+the Hub id, or ``other`` with the owners' slug and terms URL, and the body states each corpus'
+terms and whether MMLA redistributes its video.
 """
 
 from __future__ import annotations
@@ -21,13 +23,21 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from mmla.hub_cards.results import check_name, check_repo_id
 from mmla.loaders.files import write_text_atomic
-from mmla.loaders.tasks import MMLA_CITATION, MMLA_HUB_REPO, TASKS, TaskSpec, get_task
+from mmla.loaders.tasks import MMLA_CITATION, MMLA_HUB_REPO, TASKS, License, TaskSpec, get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
 SPLIT_ORDER = ("train", "validation", "test")
 MMLA_TAG = "mmla"
 """Tag on every card this package writes; pushes use it to tell our repos from foreign ones."""
+PER_CORPUS_LICENSE = "mmla-per-corpus-terms"
+"""``license_name`` of a multi-corpus card whose corpora have several custom terms (listed in the card body)."""
+REDISTRIBUTION_TEXT = {
+    "open": "granted by the license.",
+    "unclear": "not settled: the owners publish no license file. Check their terms before you share this data.",
+    "restricted": "not granted by the owners' terms. Share this data only as those terms allow.",
+}
 
 
 @dataclass
@@ -172,8 +182,47 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def _license_name(task: TaskSpec) -> str:
-    return f"{task.key.replace('_', '-')}-license"
+def license_label(lic: License) -> str:
+    """``mit`` / ``other (mintrec-research)``: the id a reader looks up on the Hub."""
+    return f"other ({lic.name})" if lic.hub_id == "other" else lic.hub_id
+
+
+def license_metadata(tasks: list[TaskSpec]) -> dict[str, Any]:
+    """The card's ``license`` (one id, or a list for several corpora) and, for ``other``, its name and link."""
+    licenses = list(dict.fromkeys(t.license for t in tasks))
+    ids = list(dict.fromkeys(lic.hub_id for lic in licenses))
+    meta: dict[str, Any] = {"license": ids[0] if len(ids) == 1 else ids}
+    custom = [lic for lic in licenses if lic.hub_id == "other"]
+    if len({(lic.name, lic.url) for lic in custom}) == 1:
+        meta["license_name"], meta["license_link"] = custom[0].name, custom[0].url
+    elif custom:  # several custom terms: the card body lists each corpus' terms
+        meta["license_name"], meta["license_link"] = PER_CORPUS_LICENSE, "README.md"
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def _license_text(task: TaskSpec) -> str:
+    lic = task.license
+    link = f" ([terms]({lic.url}))" if lic.url else ""
+    return (
+        f"- **License:** `{license_label(lic)}`{link}. {lic.terms.rstrip('.')}.\n"
+        f"- **Redistribution:** {REDISTRIBUTION_TEXT.get(lic.redistribution, lic.redistribution)}\n"
+        f"- **Video in the MMLA release:** "
+        + (
+            f"yes, MMLA's release `{MMLA_HUB_REPO}` redistributes this corpus' clips."
+            if task.video.redistributable
+            else "no, MMLA does not redistribute this corpus' video."
+        )
+    )
+
+
+def _license_table(tasks: list[TaskSpec]) -> str:
+    lines = ["| corpus | license | redistribution | MMLA ships video | terms |", "|---|---|---|---|---|"]
+    for t in dict.fromkeys(tasks):
+        lic = t.license
+        terms = f"[{lic.url}]({lic.url})" if lic.url else "—"
+        video = "yes" if t.video.redistributable else "no"
+        lines.append(f"| {t.dataset} | `{license_label(lic)}` | {lic.redistribution} | {video} | {terms} |")
+    return "\n".join(lines)
 
 
 def _label_table(stats: ConfigStats) -> str:
@@ -189,25 +238,32 @@ def _label_table(stats: ConfigStats) -> str:
 def _video_text(stats: ConfigStats) -> str:
     task = stats.task
     policy = task.video
+    embedded = [s.num_videos for s in stats.splits.values()]
+    count = sum(v for v in embedded if v is not None) if all(v is not None for v in embedded) else None
     if stats.has_video and policy.redistributable:
-        embedded = [s.num_videos for s in stats.splits.values()]
-        count = sum(v for v in embedded if v is not None) if all(v is not None for v in embedded) else None
         extra = f" ({count} of {stats.num_examples} rows have their clip embedded)" if count is not None else ""
-        return f"Video clips are included in the `video` column{extra}. License: {policy.license}."
+        return f"Video clips are included in the `video` column{extra}, under the license above."
+    if stats.has_video and count != 0:
+        return (
+            f"**This build embeds {task.dataset} clips, which MMLA does not redistribute.** Keep it private, or "
+            "share it only as the owners' terms allow."
+        )
     where = f" from {policy.source_url}" if policy.source_url else ""
+    if policy.redistributable:
+        return (
+            f"**Videos are not included** in this build (text only). MMLA's release `{MMLA_HUB_REPO}` "
+            f"redistributes the clips: `mmla data fetch {task.key} --videos`."
+        )
     lines = [
-        f"**Videos are not included.** {task.dataset} videos may not be redistributed ({policy.license}); "
-        f"this repository holds the transcripts and labels only. Obtain the videos{where} under the owners' terms."
+        f"**Videos are not included.** MMLA does not redistribute {task.dataset} videos; this repository holds "
+        f"the transcripts and labels only. Obtain the videos{where} under the owners' terms."
     ]
     if policy.instructions:
         lines.append(f"\n\n{policy.instructions}")
-    if not policy.redistributable:
-        lines.append(
-            "\n\nThen load them with `mmla.loaders.load_task(task, videos=<manual_dir>)` so the clips are matched "
-            "to the rows by id."
-        )
-    else:
-        lines.append(f"\n\nThis build is text-only; the clips are redistributed by the MMLA release `{MMLA_HUB_REPO}`.")
+    lines.append(
+        "\n\nThen load them with `mmla.loaders.load_task(task, videos=<manual_dir>)` so the clips are matched "
+        "to the rows by id."
+    )
     return "".join(lines)
 
 
@@ -220,6 +276,10 @@ def dataset_card(
     """Build the card of a built dataset (one config per task) from :func:`scan_built_dataset`'s stats."""
     if not stats:
         raise ValueError("no configs to describe; pass the stats of a built dataset folder")
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    if pretty_name is not None:
+        check_name(pretty_name, "--pretty-name")
     configs = list(stats.values())
     tasks = [c.task for c in configs]
     single = len(configs) == 1
@@ -234,17 +294,14 @@ def dataset_card(
         task_ids.append("intent-classification")
     if any(t.dimension == "sentiment" for t in tasks):
         task_ids.append("sentiment-classification")
-    first = tasks[0]
     card_data = DatasetCardData(
         pretty_name=pretty_name,
-        license="other",
+        **license_metadata(tasks),
         language=sorted({t.language for t in tasks}),
         task_categories=(["video-classification"] if has_video else []) + ["text-classification"],
         task_ids=task_ids,
         size_categories=[size_category(total)],
         source_datasets=["original"],
-        license_name=_license_name(first) if single else "mmla-corpora-licenses",
-        license_link=first.homepage or None if single else "https://github.com/thuiar/MMLA",
         tags=[MMLA_TAG, "multimodal", "conversation", *sorted({t.dimension.replace("_", "-") for t in tasks})],
     )
     MetadataConfigs(
@@ -285,6 +342,7 @@ def dataset_card(
                 "paper_sizes": ", ".join(f"{s}: {n:,}" for s, n in t.splits.items()),
                 "labels_table": _label_table(c),
                 "video": _video_text(c),
+                "license": _license_text(t),
                 "features": ", ".join(f"`{name}`" for name in c.features),
                 "load_args": f'"{repo_id}"' + ("" if single else f', "{c.config_name}"'),
             }
@@ -299,13 +357,18 @@ def dataset_card(
         single=single,
         citations=citations,
         mmla_repo=MMLA_HUB_REPO,
+        license_table=_license_table(tasks),
     )
 
 
 def write_dataset_card(
-    folder: str | os.PathLike[str], *, repo_id: str | None = None, pretty_name: str | None = None
+    folder: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    repo_id: str | None = None,
+    pretty_name: str | None = None,
 ) -> Path:
-    """Scan a built folder and write its ``README.md`` atomically; returns the card's path."""
+    """Scan a built folder and write its card atomically (to ``out``, default ``folder/README.md``)."""
     root = Path(folder)
     card = dataset_card(scan_built_dataset(root), repo_id=repo_id, pretty_name=pretty_name)
-    return write_text_atomic(root / "README.md", str(card))
+    return write_text_atomic(Path(out) if out is not None else root / "README.md", str(card))

@@ -2,7 +2,8 @@
 
 Results become :class:`huggingface_hub.EvalResult` entries (one per task and metric), so the Hub
 parses them into the model page's evaluation widget; the body shows the same numbers as tables,
-the training hyperparameters of an adapter, and the paper's reference numbers.
+the training hyperparameters of an adapter, and the paper's reference numbers. Every result names the
+prompt style it was scored with (task name, settings table), since scores under different prompts differ.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from mmla.hub_cards.paper_rows import PAPER_SOURCE, PAPER_SPLIT, PAPER_URL, pape
 from mmla.hub_cards.results import (
     METRIC_LABELS,
     METRICS,
+    PAPER_PROTOCOL,
+    PAPER_STYLES,
     RunResults,
     check_compatible,
+    check_name,
+    check_repo_id,
     fmt,
     is_repo_id,
     load_results,
@@ -62,7 +67,7 @@ def dataset_id_for(run: RunResults, task: str) -> str:
 def eval_results(run: RunResults, *, model_name: str | None = None) -> list[EvalResult]:
     """One :class:`EvalResult` per task and metric of a run (values in percent, as the paper reports)."""
     out: list[EvalResult] = []
-    method = run.method_label
+    method = f"{run.method_label}, {run.prompt_style} prompt"
     for key, entry in run.tasks.items():
         spec = TASKS.get(key)
         dataset_name = spec.dataset if spec else str(entry.get("dataset") or key)
@@ -96,7 +101,8 @@ def eval_result_files(run: RunResults) -> dict[str, str]:
             dataset_id=dataset_id_for(run, key),
             task_id=key,
             value=round(float(entry["metrics"]["acc"]), 2),
-            notes=f"{run.method_label}, {run.split} split, ACC (%), mmla {run.data.get('mmla_version', '')}".strip(),
+            notes=f"{run.method_label}, {run.split} split, {run.protocol_text.replace('`', '')}, ACC (%), "
+            f"mmla {run.data.get('mmla_version', '')}".strip(),
         )
         files[f".eval_results/{key}.yaml"] = yaml.safe_dump(eval_result_entries_to_yaml([result]), sort_keys=False)
     return files
@@ -131,9 +137,17 @@ def _kv_table(values: Mapping[str, Any]) -> str:
     return "\n".join(["| hyperparameter | value |", "|---|---|", *rows])
 
 
+def _cell(value: Any) -> str:
+    """A value safe inside a markdown table cell and code span."""
+    return " ".join(str(value).split()).replace("|", "\\|").replace("`", "'")
+
+
 def _results_tables(runs: Sequence[RunResults]) -> tuple[str, str, dict[str, Any]]:
+    mixed = len({r.protocol for r in runs}) > 1
     head = "| task | dataset | dimension | n | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | ACC 95% CI |"
     lines = [head, "|---|---|---|---:|" + "---:|" * (len(METRICS) + 1)]
+    if mixed:
+        lines = [head + " prompt |", lines[1] + "---|"]
     entries = []
     for run in runs:
         for key, entry in run.tasks.items():
@@ -144,7 +158,8 @@ def _results_tables(runs: Sequence[RunResults]) -> tuple[str, str, dict[str, Any
             cells = " | ".join(fmt(entry["metrics"].get(m)) for m in METRICS)
             dim = task_dimension(key, entry).replace("_", " ")
             name = spec.dataset if spec else entry.get("dataset", key)
-            lines.append(f"| `{key}` | {name} | {dim} | {entry['n']} | {cells} | {ci_text} |")
+            extra = f" {run.protocol_text} |" if mixed else ""
+            lines.append(f"| `{key}` | {name} | {dim} | {entry['n']} | {cells} | {ci_text} |{extra}")
     overall = runs[0].overall if len(runs) == 1 else pooled(entries)
     by_dim: dict[str, list[Mapping[str, Any]]] = {}
     for run in runs:
@@ -167,7 +182,18 @@ def _paper_comparison(runs: Sequence[RunResults], overall: Mapping[str, Any]) ->
         else f" The paper's numbers are on the {PAPER_SPLIT} split of all {len(TASKS)} tasks; this run covers "
         f"{sum(len(r.tasks) for r in runs)} task(s) on the {run.split} split, so compare them only as a rough guide."
     )
-    lines = [f"Reference numbers from {PAPER_SOURCE}, [{PAPER_URL}]({PAPER_URL}).{split_note}", ""]
+    style_note = ""
+    if run.prompt_style not in PAPER_STYLES.get(run.method, ()):
+        style_note = (
+            f" The paper's numbers come from the upstream code's prompt; this run used the `{run.prompt_style}` "
+            "prompt style, so the difference includes the prompt."
+        )
+    elif any(getattr(run, k) not in (None, v) for k, v in PAPER_PROTOCOL.items()):
+        style_note = (
+            f" This run used {run.protocol_text}; the paper's code used upstream label lists and parsing, which can "
+            "move ACC by about a point."
+        )
+    lines = [f"Reference numbers from {PAPER_SOURCE}, [{PAPER_URL}]({PAPER_URL}).{split_note}{style_note}", ""]
     rows = paper_rows(group)
     if paper_name:
         same = [r for r in rows if r.model == paper_name and r.method == run.method]
@@ -215,6 +241,10 @@ def model_card(
     with_paper: bool = True,
 ) -> ModelCard:
     """Build the card of an evaluated model or a fine-tuned adapter from one or more runs of it."""
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    if model_name is not None:
+        check_name(model_name, "model name")
     items = [results] if isinstance(results, RunResults | str | os.PathLike) else list(results)
     runs = [r if isinstance(r, RunResults) else load_results(r) for r in items]
     if not runs:
@@ -244,10 +274,17 @@ def model_card(
     )
     table, dim_table, overall = _results_tables(runs)
     meta = run.data
+
+    def joined(values: Sequence[Any]) -> str | None:
+        present = [str(v) for v in dict.fromkeys(values) if v is not None]
+        return ", ".join(present) or None
+
     settings = {
         "split": run.split,
         "mode": meta.get("mode"),
-        "prompt style": meta.get("prompt_style"),
+        "prompt style": joined([r.prompt_style for r in runs]),
+        "label set": joined([r.label_set for r in runs]),
+        "parse mode": joined([r.parse_mode for r in runs]),
         "text only": run.text_only,
         "data": meta.get("data"),
         "model": run.model,
@@ -280,7 +317,7 @@ def model_card(
         base=base,
         is_adapter=is_adapter,
         results_section=results_section,
-        settings=[(k, v) for k, v in settings.items() if v not in (None, "")],
+        settings=[(k, _cell(v)) for k, v in settings.items() if v not in (None, "")],
         lora_table=_kv_table(details.get("lora", {})),
         training_table=_kv_table(details.get("training", {})),
         citation=MMLA_CITATION,

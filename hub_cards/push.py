@@ -1,22 +1,30 @@
 """Publishing built datasets, adapters and results to the Hub through ``huggingface_hub``.
 
 Every push is one Hub commit (all files or none), preceded by repo creation and a check that the
-target repo holds nothing we did not write. Network failures are retried with exponential backoff;
-since a commit is atomic, a failed attempt leaves no partial state and the retry starts over.
+target repo holds nothing we did not write. Reads and uploads are retried with exponential backoff on
+network/server errors. The commit itself is retried only when that cannot duplicate it: it carries
+``parent_commit=`` (the branch head read before the push), so a repeat after a lost response fails
+with 412 instead of landing twice; before any repeat, the branch history is checked for this push's id
+(in the commit description) and a commit that did land counts as success. Pull requests are not
+retried (``parent_commit`` does not stop a second PR).
+
 Tokens come from ``--token``, ``HF_TOKEN`` or the ``hf auth login`` token file and are never logged.
+Hub errors reach the user as one line (``RuntimeError``) that says what to do.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from huggingface_hub import (
     CommitOperationAdd,
@@ -33,24 +41,32 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.utils import httpx as hf_httpx
-from huggingface_hub.utils import validate_repo_id
 
-from mmla.hub_cards.dataset_card import MMLA_TAG, dataset_card, scan_built_dataset
+from mmla.hub_cards.dataset_card import MMLA_TAG, ConfigStats, dataset_card, license_label, scan_built_dataset
 from mmla.hub_cards.model_card import eval_result_files, merge_results, model_card
-from mmla.hub_cards.results import RESULTS_FILENAME, RunResults, load_results
+from mmla.hub_cards.results import RESULTS_FILENAME, RunResults, check_repo_id, load_results
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 HOUSEKEEPING = frozenset({".gitattributes"})
-# Files of a training/eval folder that stay local: optimizer state, TensorBoard logs, per-sample predictions.
+PUSH_ID_PREFIX = "mmla-push-id: "
+"""Commit description line that identifies one push, so a commit whose response was lost can be found."""
+RIGHTS_FLAG = "--i-have-the-right-to-share"
+# Files of a training/eval folder that stay local: optimizer state, TensorBoard logs, per-sample predictions
+# (which hold the corpus' texts), pickles. Each pattern applies at any depth (see _model_files).
 MODEL_IGNORE = (
-    "README.md", "checkpoint-*", "checkpoint-*/*", "runs/*", "predictions/*", "optimizer.pt", "scheduler.pt",
-    "rng_state*.pth", "*.lock", ".*", "*/.*", "MODEL_CARD.md", "leaderboard.*", "best/*", "merged/*",
+    "README.md", "checkpoint-*", "runs/*", "predictions/*", "optimizer.pt", "scheduler.pt",
+    "rng_state*.pth", "*.lock", ".*", "MODEL_CARD.md", "leaderboard.*", "best/*", "merged/*",
     "training_args.bin",  # a pickle; training_args.json carries the same values
 )  # fmt: skip
+
+
+class PublishRightsError(ValueError):
+    """A dataset whose terms do not clearly allow redistribution, pushed to a public repo without consent."""
 
 
 @dataclass
@@ -73,22 +89,72 @@ def resolve_token(token: str | None = None) -> str:
     return token
 
 
+def _token_source(token: str | None) -> str:
+    """Where the token came from, in words (never the token itself)."""
+    if token:
+        return "--token"
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        if os.environ.get(var):
+            return var
+    return "the token saved by `hf auth login`"
+
+
+def _status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None) if isinstance(err, HfHubHTTPError) else None
+
+
 def _is_transient(err: BaseException) -> bool:
     if isinstance(err, RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError):
         return False
     if isinstance(err, HfHubHTTPError):
-        status = err.response.status_code if err.response is not None else None
+        status = _status(err)
         return status is None or status in RETRY_STATUS
     return isinstance(err, hf_httpx.TransportError | ConnectionError | TimeoutError)
 
 
-def with_retries(action: Callable[[], T], *, what: str, rerun: str, retries: int = 3, backoff: float = 2.0) -> T:
-    """Run ``action``; on a transient network/server error retry up to ``retries`` times (backoff doubling)."""
+def _short(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0][:300] if str(err).strip() else "no details"
+
+
+def _auth_error(err: BaseException, what: str, token_source: str, repo: str) -> RuntimeError | None:
+    """One line for a token the Hub refuses (401) or that may not write here (403); None otherwise."""
+    status = _status(err)
+    if status == 401:
+        return RuntimeError(
+            f"{what}: the Hub rejected the token from {token_source} (401 Unauthorized: invalid, expired or "
+            "revoked). Run `hf auth login` with a token that has write access, or set HF_TOKEN to one"
+        )
+    if status == 403:
+        return RuntimeError(
+            f"{what}: the token from {token_source} may not write to {repo} (403 Forbidden). Use a token with "
+            "write access to it (`hf auth login`, or HF_TOKEN), or check --repo-id"
+        )
+    return None
+
+
+def with_retries(
+    action: Callable[[], T],
+    *,
+    what: str,
+    rerun: str,
+    retries: int = 3,
+    backoff: float = 2.0,
+    token_source: str = "the environment",
+    repo: str = "the repo",
+) -> T:
+    """Run ``action``; on a transient network/server error retry up to ``retries`` times (backoff doubling).
+
+    Use it only for actions that are safe to repeat (reads, idempotent creates, uploads before the commit).
+    """
     attempt = 0
     while True:
         try:
             return action()
         except Exception as err:
+            auth = _auth_error(err, what, token_source, repo)
+            if auth is not None:
+                raise auth from None
             if not _is_transient(err):
                 raise
             attempt += 1
@@ -102,10 +168,6 @@ def with_retries(action: Callable[[], T], *, what: str, rerun: str, retries: int
             time.sleep(delay)
 
 
-def _short(err: BaseException) -> str:
-    return str(err).splitlines()[0][:300] if str(err) else "no details"
-
-
 @dataclass
 class _Target:
     api: HfApi
@@ -116,12 +178,22 @@ class _Target:
     retries: int
     backoff: float
     rerun: str
+    token_source: str
+    head: str | None = None
+    """Commit the push is based on (read before listing files); sent as ``parent_commit``."""
 
     def retry(self, action: Callable[[], T], what: str) -> T:
-        return with_retries(action, what=what, rerun=self.rerun, retries=self.retries, backoff=self.backoff)
+        return with_retries(
+            action, what=what, rerun=self.rerun, retries=self.retries, backoff=self.backoff,
+            token_source=self.token_source, repo=f"{self.repo_type} repo {self.repo_id}",
+        )  # fmt: skip
+
+    @property
+    def branch(self) -> str:
+        return self.revision or "main"
 
     def prepare(self, private: bool | None) -> list[str]:
-        """Create the repo (and branch) if needed and list the files already there."""
+        """Create the repo (and branch) if needed, read the branch head and list the files there."""
         self.retry(
             lambda: self.api.create_repo(self.repo_id, repo_type=self.repo_type, private=private, exist_ok=True),
             f"creating {self.repo_type} repo {self.repo_id}",
@@ -133,7 +205,17 @@ class _Target:
                 ),
                 f"creating branch {self.revision!r} of {self.repo_id}",
             )
+        self.head = self.read_head()
         return self.files()
+
+    def info(self) -> Any:
+        return self.retry(
+            lambda: self.api.repo_info(self.repo_id, repo_type=self.repo_type, revision=self.revision),
+            f"reading {self.repo_type} repo {self.repo_id}",
+        )
+
+    def read_head(self) -> str | None:
+        return getattr(self.info(), "sha", None)
 
     def files(self) -> list[str]:
         return self.retry(
@@ -154,25 +236,93 @@ class _Target:
 
         return self.retry(_download, f"reading {filename} of {self.repo_id}")
 
-    def commit(self, operations: Sequence[CommitOperationAdd | CommitOperationDelete], message: str) -> PushResult:
-        def _commit() -> PushResult:
-            info = self.api.create_commit(
-                self.repo_id,
-                operations=list(_fresh(operations)),
-                commit_message=message,
-                repo_type=self.repo_type,
-                revision=self.revision,
-                create_pr=self.create_pr,
-            )
-            return PushResult(
-                repo_id=self.repo_id,
-                repo_type=self.repo_type,
-                commit_url=str(info.commit_url),
-                pr_url=info.pr_url,
-                files=[op.path_in_repo for op in operations],
-            )
+    def _commit_url(self, sha: str) -> str:
+        prefix = "" if self.repo_type == "model" else f"{self.repo_type}s/"
+        return f"{self.api.endpoint}/{prefix}{self.repo_id}/commit/{sha}"
 
-        return self.retry(_commit, f"committing to {self.repo_type} repo {self.repo_id}")
+    def _landed(self, push_id: str) -> str | None:
+        """The commit of this push on the branch, if it landed although its response was lost; else None.
+
+        Raises when the branch moved for another reason (a concurrent commit): a retry would then fail
+        with 412 anyway, and the user must look before pushing again.
+        """
+        if self.read_head() == self.head:
+            return None
+        commits = self.retry(
+            lambda: self.api.list_repo_commits(self.repo_id, repo_type=self.repo_type, revision=self.revision),
+            f"listing commits of {self.repo_id}",
+        )
+        for commit in commits:
+            if commit.commit_id == self.head:
+                break
+            if push_id in f"{commit.title}\n{commit.message}":
+                return commit.commit_id
+        raise RuntimeError(
+            f"{self.repo_type} repo {self.repo_id}: branch {self.branch!r} changed while pushing (another commit "
+            f"landed after mmla read it at {str(self.head)[:8]}), so this push was not committed. Check the repo, "
+            f"then rerun: {self.rerun}"
+        )
+
+    def commit(self, operations: Sequence[CommitOperationAdd | CommitOperationDelete], message: str) -> PushResult:
+        """One commit with ``parent_commit=self.head``; repeated on transient errors only when it did not land."""
+        push_id = uuid.uuid4().hex
+        files = [op.path_in_repo for op in operations]
+        what = f"committing to {self.repo_type} repo {self.repo_id}"
+        attempt = 0
+        while True:
+            try:
+                info = self.api.create_commit(
+                    self.repo_id,
+                    operations=list(_fresh(operations)),
+                    commit_message=message,
+                    commit_description=f"{PUSH_ID_PREFIX}{push_id}",
+                    repo_type=self.repo_type,
+                    revision=self.revision,
+                    create_pr=self.create_pr,
+                    parent_commit=self.head,
+                )
+                return PushResult(self.repo_id, self.repo_type, str(info.commit_url), info.pr_url, files)
+            except Exception as err:
+                auth = _auth_error(err, what, self.token_source, f"{self.repo_type} repo {self.repo_id}")
+                if auth is not None:
+                    raise auth from None
+                status = _status(err)
+                if status != 412 and not _is_transient(err):
+                    raise
+                if self.create_pr:
+                    raise RuntimeError(
+                        f"{what} failed ({type(err).__name__}: {_short(err)}); a pull request may have been opened "
+                        f"anyway, so mmla does not repeat it. Check {self._discussions_url()} before you rerun: "
+                        f"{self.rerun}"
+                    ) from err
+                if self.head is None:
+                    raise RuntimeError(
+                        f"{what} failed ({type(err).__name__}: {_short(err)}); the branch head could not be read, so "
+                        f"mmla cannot tell whether the commit landed. Check the repo before you rerun: {self.rerun}"
+                    ) from err
+                landed = self._landed(push_id)
+                if landed is not None:
+                    logger.warning("%s: the response was lost, but the commit landed (%s)", what, landed[:8])
+                    return PushResult(self.repo_id, self.repo_type, self._commit_url(landed), None, files)
+                if status == 412:  # head unchanged now, but the Hub saw another one: someone is committing
+                    raise RuntimeError(
+                        f"{what} was refused (412: branch {self.branch!r} moved while pushing); nothing of this push "
+                        f"was committed. Rerun: {self.rerun}"
+                    ) from err
+                attempt += 1
+                if attempt > self.retries:
+                    raise RuntimeError(
+                        f"{what} failed after {attempt} attempts ({type(err).__name__}: {_short(err)}). "
+                        f"Nothing was committed (branch {self.branch!r} is unchanged); rerun: {self.rerun}"
+                    ) from err
+                delay = self.backoff * 2 ** (attempt - 1)
+                logger.warning("%s failed (%s); not committed; retry %d/%d in %.1fs", what, type(err).__name__,
+                               attempt, self.retries, delay)  # fmt: skip
+                time.sleep(delay)
+
+    def _discussions_url(self) -> str:
+        prefix = "" if self.repo_type == "model" else f"{self.repo_type}s/"
+        return f"{self.api.endpoint}/{prefix}{self.repo_id}/discussions"
 
 
 def _fresh(operations: Iterable[CommitOperationAdd | CommitOperationDelete]):
@@ -196,7 +346,9 @@ def _target(
     backoff: float,
     rerun: str | None,
 ) -> _Target:
-    validate_repo_id(repo_id)
+    check_repo_id(repo_id)
+    if retries < 0:
+        raise ValueError(f"--retries must be 0 or more, got {retries}")
     api = HfApi(endpoint=endpoint, token=resolve_token(token), library_name="mmla")
     return _Target(
         api=api,
@@ -207,7 +359,24 @@ def _target(
         retries=retries,
         backoff=backoff,
         rerun=rerun or f"the same `mmla push {repo_type}` command",
+        token_source=_token_source(token),
     )
+
+
+def _hub_errors(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Turn any Hub HTTP error that escapes a push into one line (the CLI prints it without a traceback)."""
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except HfHubHTTPError as err:
+                raise RuntimeError(f"{what} failed ({_status(err) or 'HTTP error'}: {_short(err)})") from err
+
+        return inner
+
+    return wrap
 
 
 def _ensure_ours(target: _Target, existing: list[str], force: bool) -> None:
@@ -231,12 +400,47 @@ def _ensure_ours(target: _Target, existing: list[str], force: bool) -> None:
     )
 
 
+def publish_concerns(stats: Mapping[str, ConfigStats]) -> list[str]:
+    """Why each config of a built dataset may not be published openly (empty: nothing stands in the way).
+
+    A corpus whose terms do not clearly grant redistribution (``license.redistribution`` is "unclear" or
+    "restricted"), and clips embedded for a corpus whose video MMLA does not redistribute.
+    """
+    concerns = []
+    for config in stats.values():
+        task = config.task
+        lic = task.license
+        where = f"terms: {lic.url}" if lic.url else "no published terms"
+        if lic.redistribution != "open":
+            concerns.append(
+                f"{task.dataset} (config {config.config_name}) is {license_label(lic)}, redistribution {lic.redistribution}: "
+                f"{lic.terms.rstrip('.')} ({where})"
+            )
+        videos = sum(s.num_videos or 0 for s in config.splits.values())
+        if videos and not task.video.redistributable:
+            concerns.append(
+                f"{task.dataset} (config {config.config_name}) embeds {videos} video clip(s) that MMLA does not "
+                f"redistribute ({where})"
+            )
+    return concerns
+
+
+def _check_rights(concerns: list[str], *, private: bool | None, acknowledged: bool) -> None:
+    if concerns and not (private or acknowledged):
+        raise PublishRightsError(
+            f"refusing to publish in a public repo: {'; '.join(concerns)}. Pass --private to push to a private "
+            f"repo, or {RIGHTS_FLAG} if you may share it (its terms allow it or the owners agreed)"
+        )
+
+
+@_hub_errors("pushing the dataset")
 def push_dataset(
     folder: str | os.PathLike[str],
     repo_id: str,
     *,
     token: str | None = None,
     private: bool | None = None,
+    rights_acknowledged: bool = False,
     revision: str | None = None,
     create_pr: bool = False,
     force: bool = False,
@@ -249,10 +453,14 @@ def push_dataset(
     """Push a folder built by ``mmla data build`` (Parquet shards + a freshly generated card) in one commit.
 
     Shards of the pushed configs that are on the Hub but no longer in the folder are deleted in the same
-    commit, so a rebuilt dataset never mixes old and new shards under one ``<split>-*`` glob.
+    commit, so a rebuilt dataset never mixes old and new shards under one ``<split>-*`` glob. A corpus whose
+    terms do not clearly allow redistribution is pushed only to a private repo or with
+    ``rights_acknowledged`` (``--i-have-the-right-to-share``).
     """
     root = Path(folder)
     stats = scan_built_dataset(root)
+    concerns = publish_concerns(stats)
+    _check_rights(concerns, private=private, acknowledged=rights_acknowledged)
     card = dataset_card(stats, repo_id=repo_id)
     target = _target(
         repo_id, "dataset", token=token, revision=revision, create_pr=create_pr, endpoint=endpoint,
@@ -261,6 +469,12 @@ def push_dataset(
     local = sorted({f for c in stats.values() for s in c.splits.values() for f in s.files})
     patterns = [p for c in stats.values() for p in c.data_files.values()]
     existing = target.prepare(private)
+    if concerns and not rights_acknowledged and not getattr(target.info(), "private", False):
+        raise PublishRightsError(
+            f"dataset repo {repo_id} already exists and is public (--private applies only to a new repo), so "
+            f"nothing was pushed: {'; '.join(concerns)}. Make the repo private on the Hub, push to a new repo id, "
+            f"or pass {RIGHTS_FLAG} if you may share it"
+        )
     _ensure_ours(target, existing, force)
     ops: list[CommitOperationAdd | CommitOperationDelete] = [
         CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(root / f)) for f in local
@@ -272,15 +486,18 @@ def push_dataset(
     return target.commit(ops, message)
 
 
+def model_ignore_patterns(patterns: Iterable[str] = MODEL_IGNORE) -> list[str]:
+    """Each pattern at the top level and below any folder (``predictions/*`` also drops
+    ``mmla_eval/step-10/predictions/mintrec.jsonl``), in ``filter_repo_objects``' fnmatch syntax."""
+    return [q for p in patterns for q in (p, f"*/{p}")]
+
+
 def _model_files(root: Path) -> list[str]:
-    files = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_file() and not any(fnmatch.fnmatch(rel, pat) for pat in MODEL_IGNORE):
-            files.append(rel)
-    return files
+    files = sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
+    return list(filter_repo_objects(files, ignore_patterns=model_ignore_patterns()))
 
 
+@_hub_errors("pushing the model")
 def push_model(
     model_dir: str | os.PathLike[str],
     repo_id: str,
@@ -355,6 +572,7 @@ def _card_without_results(root: Path, repo_id: str, license: str | None) -> Mode
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
+@_hub_errors("pushing the results")
 def push_results(
     results: Sequence[str | os.PathLike[str]],
     repo_id: str,
@@ -385,11 +603,16 @@ def push_results(
         retries=retries, backoff=backoff, rerun=rerun,
     )  # fmt: skip
     try:
+        target.head = target.read_head()
         existing = target.files()
     except RepositoryNotFoundError:
         raise RuntimeError(
             f"model repo {repo_id} does not exist (or the token cannot see it); push the model first with "
             "`mmla push model DIR --repo-id ...`"
+        ) from None
+    except RevisionNotFoundError:
+        raise RuntimeError(
+            f"model repo {repo_id} has no branch {revision!r}; check --revision (or leave it out for main)"
         ) from None
     readme = target.read_text("README.md") if "README.md" in existing else None
     if readme is None:

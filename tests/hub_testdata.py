@@ -8,6 +8,7 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, Features, Value, Video
 
+from mmla.loaders.files import mark_output_dir
 from mmla.loaders.tasks import TASKS, get_task
 
 SIZES = {"train": 4, "validation": 2, "test": 3}
@@ -38,6 +39,7 @@ def build_dataset_folder(out: Path, tasks: dict[str, bool]) -> Path:
                 rows["video"] = [None] + [{"bytes": b"\x00\x00fake-mp4", "path": f"{i}.mp4"} for i in range(1, n)]
             (out / key).mkdir(parents=True, exist_ok=True)
             Dataset.from_dict(rows, features=Features(feats)).to_parquet(out / key / f"{split}-00000-of-00001.parquet")
+    mark_output_dir(out, "mmla data build")
     return out
 
 
@@ -49,8 +51,14 @@ def results_dict(
     tasks: dict[str, float] | None = None,
     n: int = 100,
     adapter: str | None = None,
+    prompt_style: str = "upstream",
+    label_set: str | None = None,
+    parse_mode: str | None = None,
 ) -> dict[str, Any]:
-    """A results.json body; ``tasks`` maps key -> ACC (the other metrics are derived, all distinct)."""
+    """A results.json body; ``tasks`` maps key -> ACC (the other metrics are derived, all distinct).
+
+    ``label_set`` / ``parse_mode`` are left out of the file when None (results written before they existed).
+    """
     tasks = tasks if tasks is not None else {"mintrec": 20.0, "mosi": 60.0}
     entries = {}
     for i, (key, acc) in enumerate(tasks.items()):
@@ -61,8 +69,8 @@ def results_dict(
             "n": n + i,
             "num_unknown": 1,
             "num_multi": 0,
-            "metrics": {"acc": acc, "wf1": acc - 1, "wp": acc - 2, "f1": acc - 3, "r": acc - 4, "p": acc - 5},
-            "ci95": {"acc": [acc - 5, acc + 5]},
+            "metrics": {"acc": acc, **{m: max(acc - k, 0.0) for k, m in enumerate(("wf1", "wp", "f1", "r", "p"), 1)}},
+            "ci95": {"acc": [max(acc - 5, 0.0), min(acc + 5, 100.0)]},
         }
     total = sum(e["n"] for e in entries.values())
     overall = round(sum(e["metrics"]["acc"] * e["n"] for e in entries.values()) / total, 2)
@@ -81,7 +89,9 @@ def results_dict(
         "split": split,
         "data": "/tmp/release",
         "text_only": True,
-        "prompt_style": "mmla",
+        "prompt_style": prompt_style,
+        **({"label_set": label_set} if label_set else {}),
+        **({"parse_mode": parse_mode} if parse_mode else {}),
         "created": "2026-11-25T07:00:00Z",
         "tasks": entries,
         "dimensions": {k: {"acc": round(v["correct"] / v["n"], 2), "n": v["n"]} for k, v in dims.items()},

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -11,11 +14,13 @@ from hub_testdata import build_dataset_folder, results_dict, write_adapter, writ
 from huggingface_hub import DatasetCard, ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from mmla.hub_cards.dataset_card import scan_built_dataset, write_dataset_card
+from mmla.eval.cli import main
+from mmla.hub_cards.dataset_card import PER_CORPUS_LICENSE, scan_built_dataset, write_dataset_card
 from mmla.hub_cards.demo import demo_outputs
 from mmla.hub_cards.leaderboard import build_leaderboard, leaderboard_markdown, write_leaderboard
 from mmla.hub_cards.model_card import merge_results, model_card
 from mmla.hub_cards.results import load_results
+from mmla.loaders.files import MARKER_NAME, output_kind
 from mmla.loaders.tasks import MMLA_CITATION, TASKS, get_task
 
 
@@ -33,7 +38,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dataset_card_metadata_round_trip(built: Path) -> None:
     card = DatasetCard.load(built / "README.md")
     data = card.data
-    assert data.license == "other" and data.license_name
+    # MIntRec and MOSI both have custom terms, and different ones: the body lists each
+    assert data.license == "other" and data.license_name == PER_CORPUS_LICENSE
     assert data.language == ["en"]
     assert data.task_categories == ["video-classification", "text-classification"]
     assert data.size_categories == ["n<1K"]
@@ -139,7 +145,7 @@ def test_model_card_for_adapter_has_hyperparameters(tmp_path: Path) -> None:
     for needle in ("| `learning_rate` | 0.0001 |", "| `lora_alpha` | 16 |", "| `target_modules` | q_proj, v_proj |"):
         assert needle in parsed.text
     assert "/secret/x" not in parsed.text  # only the listed hyperparameters, not every field
-    assert parsed.data.eval_results[0].task_name.endswith("(SFT)")
+    assert parsed.data.eval_results[0].task_name.endswith("(SFT, upstream prompt)")
 
 
 def test_model_card_compares_with_paper(tmp_path: Path) -> None:
@@ -191,9 +197,9 @@ def test_leaderboard_ranks_by_pooled_acc(tmp_path: Path) -> None:
     hi = write_results(tmp_path / "hi", model="org/big", tasks={"mintrec": 30.0, "mosi": 70.0})
     sft = write_results(tmp_path / "sft", model="org/small", method="sft", tasks={"mintrec": 80.0, "mosi": 90.0})
     board = build_leaderboard([lo, hi, sft], with_paper=False)
-    assert [r.name for r in board.groups["zero-shot"]] == ["big (zero-shot)", "small (zero-shot)"]
-    assert [r.name for r in board.groups["fine-tuned"]] == ["small (SFT)"]
-    assert board.groups["zero-shot"][0].dimensions == {"intent": 30.0, "sentiment": 70.0}
+    assert [r.name for r in board.section("zero-shot").rows] == ["big (zero-shot)", "small (zero-shot)"]
+    assert [r.name for r in board.section("fine-tuned").rows] == ["small (SFT)"]
+    assert board.section("zero-shot").rows[0].dimensions == {"intent": 30.0, "sentiment": 70.0}
     md = leaderboard_markdown(board)
     assert md.index("big (zero-shot)") < md.index("small (zero-shot)") and "paper" not in md.split("\n", 3)[3]
 
@@ -233,3 +239,253 @@ def test_demo_outputs(tmp_path: Path) -> None:
     assert set(paths) == {"model_card", "leaderboard_md", "leaderboard_png"}
     assert all(p.parent == run and p.stat().st_size > 0 for p in paths.values())
     assert ModelCard.load(paths["model_card"]).data.eval_results
+
+
+# -- licenses ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "hub_id", "name"),
+    [("mustard", "mit", None), ("meld", "gpl-3.0", None), ("mintrec2", "cc-by-nc-sa-4.0", None),
+     ("mintrec", "other", "mintrec-research")],
+)  # fmt: skip
+def test_dataset_card_license_from_registry(tmp_path: Path, key: str, hub_id: str, name: str | None) -> None:
+    folder = build_dataset_folder(tmp_path, {key: False})
+    card = DatasetCard.load(write_dataset_card(folder))
+    lic = get_task(key).license
+    assert card.data.license == hub_id == lic.hub_id
+    assert card.data.get("license_name") == name
+    assert card.data.get("license_link") == (lic.url if name else None)
+    body = card.text
+    assert lic.terms.rstrip(".") in body and "redistributes this corpus' clips" in body  # all four ship video
+    assert "for research use under the terms of the original corpus" not in body  # the old free-text sentence
+    assert "redistributed by MMLA" not in str(card.data.to_dict())
+
+
+def test_multi_corpus_card_lists_each_license(tmp_path: Path) -> None:
+    folder = build_dataset_folder(tmp_path, {"mustard": False, "meld": False, "mosi": False})
+    card = DatasetCard.load(write_dataset_card(folder))
+    assert sorted(card.data.license) == ["gpl-3.0", "mit", "other"]
+    mosi = get_task("mosi").license
+    assert (card.data.license_name, card.data.license_link) == (mosi.name, mosi.url)  # the only custom terms
+    table = card.text[card.text.index("## Licenses") :]
+    assert "| MOSI | `other (cmu-mosi)` | restricted | no |" in table
+    assert "| MUStARD | `mit` | open | yes |" in table
+    mosi_section = card.text[card.text.index("## MOSI") : card.text.index("## Licenses")]
+    assert "no, MMLA does not redistribute this corpus' video" in mosi_section
+    assert "not granted by the owners' terms" in mosi_section
+
+
+# -- results validation and the `mmla card` / `mmla leaderboard` commands -----------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str, command: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mmla {command}: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["tasks"].update(mintrecc=d["tasks"].pop("mintrec")),
+            r"'tasks\.mintrecc'.*Did you mean 'mintrec'\?",
+        ),
+        (lambda d: d["tasks"]["mosi"]["metrics"].update(acc=250), r"'tasks\.mosi\.metrics\.acc' is 250; .*0 and 100"),
+        (lambda d: d["tasks"]["mosi"]["metrics"].update(f1=-0.5), r"'tasks\.mosi\.metrics\.f1' is -0\.5"),
+        (lambda d: d["overall"].update(acc=100.5), r"'overall\.acc' is 100\.5"),
+        (lambda d: d.update(model="org/m\n# injected"), r"'model' is .*cannot be written into a card \('\\n'\)"),
+        (lambda d: d.update(model="org/m | x"), r"'model' is .*\('\|'\)"),
+        (lambda d: d.update(adapter="[click](http://x)"), r"'adapter' is .*'\['"),
+    ],
+)
+def test_card_model_rejects_bad_results(tmp_path: Path, capsys, change, message: str) -> None:
+    data = results_dict()
+    change(data)
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message):
+        load_results(tmp_path)
+    code, _, err = _cli(capsys, "card", "model", str(tmp_path), "--out", str(tmp_path / "card"))
+    assert code == 1
+
+    assert re.search(message, _one_line_error(err, "card"))
+    assert not (tmp_path / "card").exists() and not (tmp_path / "MODEL_CARD.md").exists()
+
+
+def test_card_model_rejects_bad_names(tmp_path: Path) -> None:
+    run = write_results(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"model name 'a\\nb' cannot be written"):
+        model_card(run, model_name="a\nb")
+    with pytest.raises(ValueError, match=r"--repo-id 'me/x y' is not a valid Hub repo id"):
+        model_card(run, repo_id="me/x y")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_card_model_out_folder_is_claimed(tmp_path: Path, capsys) -> None:
+    run = write_results(tmp_path / "run", tasks={"mintrec": 20.0})
+    user = tmp_path / "notes"
+    user.mkdir()
+    (user / "mine.txt").write_text("keep")
+    code, _, err = _cli(capsys, "card", "model", str(run), "--out", str(user))
+    assert code == 1 and "not written by mmla" in _one_line_error(err, "card")
+    assert sorted(p.name for p in user.iterdir()) == ["mine.txt"]
+    code, _, err = _cli(capsys, "card", "model", str(run), "--out", str(user), "--overwrite")
+    assert code == 1 and (user / "mine.txt").read_text() == "keep"  # --overwrite never replaces a user's folder
+    code, _, err = _cli(capsys, "card", "model", str(run), "--out", str(tmp_path / "out.md"))
+    assert code == 1 and "looks like a file name" in _one_line_error(err, "card")
+    old = os.umask(0o027)
+    try:
+        code, out, _ = _cli(capsys, "card", "model", str(run), "--out", str(tmp_path / "card"))
+    finally:
+        os.umask(old)
+    assert code == 0 and out.strip() == f"wrote {tmp_path / 'card' / 'README.md'}"
+    assert output_kind(tmp_path / "card") == "mmla card"
+    assert _mode(tmp_path / "card" / "README.md") == 0o640 and _mode(tmp_path / "card" / MARKER_NAME) == 0o640
+    assert ModelCard.load(tmp_path / "card" / "README.md").data.eval_results
+    code, _, err = _cli(capsys, "card", "model", str(run), "--out", str(tmp_path / "card"))
+    assert code == 1 and "--overwrite" in _one_line_error(err, "card")
+    assert _cli(capsys, "card", "model", str(run), "--out", str(tmp_path / "card"), "--overwrite")[0] == 0
+    # --out holding the input run is refused
+    code, _, err = _cli(capsys, "card", "model", str(run), "--out", str(tmp_path))
+    assert code == 1 and "contains the input" in _one_line_error(err, "card")
+
+
+def test_card_model_default_file_needs_overwrite(tmp_path: Path, capsys) -> None:
+    run = write_results(tmp_path / "run")
+    assert _cli(capsys, "card", "model", str(run))[0] == 0
+    first = (run / "MODEL_CARD.md").read_text()
+    (run / "MODEL_CARD.md").write_text("edited by hand")
+    code, _, err = _cli(capsys, "card", "model", str(run / "results.json"))
+    assert code == 1 and "MODEL_CARD.md already exists; pass --overwrite" in _one_line_error(err, "card")
+    assert (run / "MODEL_CARD.md").read_text() == "edited by hand"
+    assert _cli(capsys, "card", "model", str(run), "--overwrite")[0] == 0
+    assert (run / "MODEL_CARD.md").read_text() == first
+
+
+def test_card_dataset_never_replaces_a_user_readme(tmp_path: Path, capsys) -> None:
+    built = build_dataset_folder(tmp_path / "built", {"mustard": False})
+    assert _cli(capsys, "card", "dataset", str(built))[0] == 0  # our build: the card is rewritten
+    assert "## MUStARD" in (built / "README.md").read_text()
+    (built / MARKER_NAME).unlink()  # a folder that is not (known to be) a build of ours
+    (built / "README.md").write_text("# my notes")
+    code, _, err = _cli(capsys, "card", "dataset", str(built))
+    assert code == 1 and "is not an `mmla data build` output" in _one_line_error(err, "card")
+    assert (built / "README.md").read_text() == "# my notes"
+    assert _cli(capsys, "card", "dataset", str(built), "--out", str(tmp_path / "card"))[0] == 0
+    assert DatasetCard.load(tmp_path / "card" / "README.md").data.license == "mit"
+    code, _, err = _cli(capsys, "card", "dataset", str(built), "--out", str(tmp_path))
+    assert code == 1 and "contains the input" in _one_line_error(err, "card")
+
+
+def test_leaderboard_out_is_claimed(tmp_path: Path, capsys) -> None:
+    a = write_results(tmp_path / "runs" / "a", model="org/a")
+    b = write_results(tmp_path / "runs" / "b", model="org/b")
+    code, _, err = _cli(capsys, "leaderboard", str(a), str(b), "--out", str(tmp_path / "runs"))
+    assert code == 1 and "contains the input" in _one_line_error(err, "leaderboard")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "x.txt").write_text("keep")
+    code, _, err = _cli(capsys, "leaderboard", str(a), "--out", str(tmp_path / "mine"), "--overwrite")
+    assert code == 1 and "not written by mmla" in _one_line_error(err, "leaderboard")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["x.txt"]
+    old = os.umask(0o022)
+    try:
+        assert _cli(capsys, "leaderboard", str(a), str(b), "--out", str(tmp_path / "board"))[0] == 0
+    finally:
+        os.umask(old)
+    board = tmp_path / "board"
+    assert output_kind(board) == "mmla leaderboard"
+    assert _mode(board / "leaderboard.md") == 0o644 and _mode(board / "leaderboard.png") == 0o644
+    code, _, err = _cli(capsys, "leaderboard", str(a), str(b), "--out", str(board))
+    assert code == 1 and "--overwrite" in _one_line_error(err, "leaderboard")
+    assert _cli(capsys, "leaderboard", str(a), str(b), "--out", str(board), "--overwrite")[0] == 0
+    # default: beside the first run, replacing an earlier leaderboard only with --overwrite
+    assert _cli(capsys, "leaderboard", str(a), str(b))[0] == 0
+    code, _, err = _cli(capsys, "leaderboard", str(a), str(b))
+    assert code == 1 and "leaderboard.md already exists" in _one_line_error(err, "leaderboard")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["leaderboard", "RUN", "--allow-mix"], ["leaderboard", "RUN", "--ou", "x"], ["card", "model", "RUN", "--over"],
+     ["card", "dataset", "RUN", "--pretty", "x"], ["push", "dataset", "RUN", "--repo", "a/b"]],
+)  # fmt: skip
+def test_options_are_not_abbreviated(tmp_path: Path, capsys, argv: list[str]) -> None:
+    run = str(write_results(tmp_path / "run"))
+    with pytest.raises(SystemExit) as exit_info:
+        main([run if a == "RUN" else a for a in argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" in err or "arguments are required: --repo-id" in err  # not taken as --repo-id
+
+
+# -- prompt protocols -------------------------------------------------------------------------------------
+
+
+def test_model_card_records_the_prompt_protocol(tmp_path: Path) -> None:
+    run = write_results(tmp_path / "r", prompt_style="upstream", label_set="full", parse_mode="aliases")
+    card = ModelCard(str(model_card(run)))
+    assert "| prompt style | `upstream` |" in card.text
+    assert "| label set | `full` |" in card.text and "| parse mode | `aliases` |" in card.text
+    assert all(r.task_name.endswith("(zero-shot, upstream prompt)") for r in card.data.eval_results)
+    # a paper-style run compared with the paper says that the prompt differs
+    paper_style = write_results(tmp_path / "p", model="Qwen/Qwen2-0.5B-Instruct", prompt_style="paper")
+    assert "used the `paper` prompt style" in str(model_card(paper_style))
+    # legacy results ("mmla" was the Appendix D wording) read as the paper style
+    legacy = results_dict()
+    legacy["prompt_style"] = "mmla"
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "results.json").write_text(json.dumps(legacy))
+    assert load_results(tmp_path / "legacy").prompt_style == "paper"
+
+
+def test_model_card_refuses_mixed_prompt_styles(tmp_path: Path) -> None:
+    a = write_results(tmp_path / "a", tasks={"mintrec": 20.0}, prompt_style="upstream")
+    b = write_results(tmp_path / "b", tasks={"mosi": 50.0}, prompt_style="paper")
+    with pytest.raises(ValueError, match=r"different prompt protocols.*--allow-mixed"):
+        model_card([a, b])
+    text = str(model_card([a, b], allow_mixed=True))
+    assert "† Mixed prompt protocols" in text
+    assert "| prompt style | `upstream, paper` |" in text
+    assert "| prompt `paper` |" in text  # the per-task rows say which prompt each used
+
+
+def test_leaderboard_never_ranks_styles_together(tmp_path: Path) -> None:
+    up = write_results(tmp_path / "up", model="org/up", tasks={"mintrec": 30.0}, prompt_style="upstream")
+    paper = write_results(tmp_path / "pa", model="org/pa", tasks={"mintrec": 60.0}, prompt_style="paper")
+    with pytest.raises(ValueError, match="different prompt protocols"):
+        build_leaderboard([up, paper])
+    board = build_leaderboard([up, paper], allow_mixed=True, with_paper=False)
+    assert [[r.name for r in s.rows] for s in board.sections] == [["up (zero-shot)"], ["pa (zero-shot)"]]
+    md = leaderboard_markdown(board)
+    assert "## Zero-shot inference: prompt `upstream`" in md and "## Zero-shot inference: prompt `paper`" in md
+    assert "each is ranked in its own section" in md
+    both = [line for line in md.splitlines() if line.startswith("| 1 |")]
+    assert len(both) == 2  # each run is first of its own section, neither is ranked below the other
+
+
+def test_leaderboard_paper_rows_need_the_upstream_prompt(tmp_path: Path) -> None:
+    all_tasks = dict.fromkeys(TASKS, 45.0)
+    paper_style = write_results(tmp_path / "p", model="org/m", tasks=all_tasks, prompt_style="paper")
+    board = build_leaderboard([paper_style])
+    section = board.section("zero-shot")
+    assert [r.source for r in section.rows] == ["this run"] and section.separate_paper
+    md = leaderboard_markdown(board)
+    assert "use the paper prompt style, not the upstream one" in md and "Paper reference (upstream prompt" in md
+    # upstream prompt but our label set / parsing: ranked with the paper, and said so
+    ours = write_results(tmp_path / "u", model="org/m", tasks=all_tasks, label_set="full", parse_mode="aliases")
+    board = build_leaderboard([ours])
+    assert any(r.source == "paper" for r in board.section("zero-shot").rows)
+    assert "label set `full`" in leaderboard_markdown(board) and "parse mode `aliases`" in leaderboard_markdown(board)
+    row = next(r for r in board.section("zero-shot").rows if r.source == "this run")
+    assert row.prompt == "upstream, labels full, parsing aliases"

@@ -1,4 +1,8 @@
-"""Pushes through the real huggingface_hub client against a local fake Hub (tests/fake_hub.py)."""
+"""Pushes through the real huggingface_hub client against a local fake Hub (tests/fake_hub.py).
+
+``built`` holds corpora whose terms allow redistribution (MUStARD with clips, MELD text); ``restricted``
+holds MIntRec (terms unclear) and MOSI (restricted), which need --private or an acknowledgement.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from fake_hub import FakeHub, serve
 from hub_testdata import build_dataset_folder, write_adapter, write_results
 from huggingface_hub import DatasetCard, ModelCard
 
-from mmla.hub_cards.push import push_dataset, push_model, push_results
+from mmla.hub_cards.push import PublishRightsError, push_dataset, push_model, push_results
 
 TOKEN = "hf_test_secret_token_123"
 
@@ -36,7 +40,12 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_dataset_folder(tmp_path_factory.mktemp("built"), {"mintrec": True, "mosi": False})
+    return build_dataset_folder(tmp_path_factory.mktemp("built"), {"mustard": True, "meld": False})
+
+
+@pytest.fixture(scope="module")
+def restricted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_dataset_folder(tmp_path_factory.mktemp("restricted"), {"mintrec": True, "mosi": False})
 
 
 def _push(kind, *args, hub: FakeHub, **kwargs):
@@ -52,8 +61,9 @@ def _commit_lines(hub: FakeHub) -> list[tuple[str, str]]:
 def test_push_dataset_requests_and_round_trip(hub: FakeHub, built: Path, tmp_path: Path) -> None:
     result = _push(push_dataset, built, "org/mmla-test", hub=hub, private=True)
     methods = [(r.method, r.path) for r in hub.requests if r.path != "/api/agent-harnesses"]
-    assert methods[:4] == [
+    assert methods[:5] == [
         ("POST", "/api/repos/create"),
+        ("GET", "/api/datasets/org/mmla-test"),  # the branch head, sent back as parent_commit
         ("GET", "/api/datasets/org/mmla-test/tree/main"),
         ("POST", "/api/validate-yaml"),
         ("POST", "/api/datasets/org/mmla-test/preupload/main"),
@@ -66,9 +76,11 @@ def test_push_dataset_requests_and_round_trip(hub: FakeHub, built: Path, tmp_pat
     assert all(r.authorization == f"Bearer {TOKEN}" for r in hub.requests if r.path.startswith("/api/repos"))
     lines = _commit_lines(hub)
     assert lines[0][0] == "header"
+    header = hub.commit_requests()[0].ndjson()[0]["value"]
+    assert header["parentCommit"] == "0" * 40 and header["description"].startswith("mmla-push-id: ")
     shards = sorted(p for k, p in lines if k == "lfsFile")
     assert shards == sorted(
-        f"{t}/{s}-00000-of-00001.parquet" for t in ("mintrec", "mosi") for s in ("train", "validation", "test")
+        f"{t}/{s}-00000-of-00001.parquet" for t in ("mustard", "meld") for s in ("train", "validation", "test")
     )
     assert ("file", "README.md") in lines
     assert result.commit_url.startswith(hub.url) and sorted(result.files) == sorted([*shards, "README.md"])
@@ -78,19 +90,20 @@ def test_push_dataset_requests_and_round_trip(hub: FakeHub, built: Path, tmp_pat
         (tmp_path / "clone" / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "clone" / path).write_bytes(content)
     card = DatasetCard.load(tmp_path / "clone" / "README.md")
-    assert 'load_dataset("org/mmla-test", "mosi")' in card.text
-    assert load_dataset(str(tmp_path / "clone"), "mosi")["test"].features["label"].names == ["positive", "negative"]
+    assert 'load_dataset("org/mmla-test", "meld")' in card.text
+    assert sorted(card.data.license) == ["gpl-3.0", "mit"]
+    assert load_dataset(str(tmp_path / "clone"), "mustard")["test"].features["label"].names == ["sincere", "sarcastic"]
 
 
 def test_repush_deletes_stale_shards_only(hub: FakeHub, built: Path) -> None:
     _push(push_dataset, built, "org/ds", hub=hub)
     repo = hub.repos[("dataset", "org/ds")]
-    repo.branches["main"]["mosi/train-00001-of-00002.parquet"] = b"old shard"
+    repo.branches["main"]["meld/train-00001-of-00002.parquet"] = b"old shard"
     repo.branches["main"]["notes/extra.txt"] = b"kept"  # not a shard of a pushed config
     hub.requests.clear()
     _push(push_dataset, built, "org/ds", hub=hub)
     lines = _commit_lines(hub)
-    assert ("deletedFile", "mosi/train-00001-of-00002.parquet") in lines
+    assert ("deletedFile", "meld/train-00001-of-00002.parquet") in lines
     assert "notes/extra.txt" in hub.files("org/ds", "dataset")
 
 
@@ -100,7 +113,7 @@ def test_push_dataset_refuses_foreign_repo(hub: FakeHub, built: Path) -> None:
         _push(push_dataset, built, "org/theirs", hub=hub)
     assert not hub.commit_requests()
     _push(push_dataset, built, "org/theirs", hub=hub, force=True)
-    assert "mosi/test-00000-of-00001.parquet" in hub.files("org/theirs", "dataset")
+    assert "meld/test-00000-of-00001.parquet" in hub.files("org/theirs", "dataset")
 
 
 def test_missing_token(hub: FakeHub, built: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -246,3 +259,131 @@ def test_cli_push_in_subprocess(built: Path, tmp_path: Path) -> None:
         )
         assert proc.returncode == 1 and "mmla push: error: dataset repo org/foreign already holds" in proc.stderr
         assert TOKEN not in proc.stdout + proc.stderr
+
+
+# -- licenses ---------------------------------------------------------------------------------------------
+
+
+def test_restricted_corpora_need_private_or_acknowledgement(hub: FakeHub, restricted: Path) -> None:
+    with pytest.raises(PublishRightsError) as info:
+        _push(push_dataset, restricted, "org/r", hub=hub)
+    message = str(info.value)
+    assert "\n" not in message
+    for needle in (
+        "MIntRec",
+        "redistribution unclear",
+        "https://github.com/thuiar/MIntRec",
+        "MOSI",
+        "other (cmu-mosi)",
+        "redistribution restricted",
+        "--private",
+        "--i-have-the-right-to-share",
+    ):
+        assert needle in message  # fmt: skip
+    assert not [r for r in hub.requests if r.path != "/api/agent-harnesses"]  # refused before any Hub call
+    _push(push_dataset, restricted, "org/private", hub=hub, private=True)
+    assert hub.repos[("dataset", "org/private")].private
+    assert "mosi/test-00000-of-00001.parquet" in hub.files("org/private", "dataset")
+    _push(push_dataset, restricted, "org/public", hub=hub, rights_acknowledged=True)
+    assert not hub.repos[("dataset", "org/public")].private and hub.repos[("dataset", "org/public")].commits
+
+
+def test_private_flag_does_not_cover_an_existing_public_repo(hub: FakeHub, restricted: Path) -> None:
+    hub.add_repo("org/pub", "dataset")  # exists, public: create_repo(private=True, exist_ok=True) keeps it public
+    with pytest.raises(PublishRightsError, match=r"already exists and is public.*nothing was pushed.*MOSI"):
+        _push(push_dataset, restricted, "org/pub", hub=hub, private=True)
+    assert not hub.commit_requests() and hub.files("org/pub", "dataset") == {}
+
+
+# -- commits that must not land twice --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["apply-drop", "apply-500"])
+def test_commit_applied_but_response_lost_lands_once(hub: FakeHub, built: Path, failure: str) -> None:
+    hub.fail_commits = [failure]
+    result = _push(push_dataset, built, "org/ds", hub=hub)
+    repo = hub.repos[("dataset", "org/ds")]
+    assert len(hub.commit_requests()) == 1  # not repeated: the history showed it had landed
+    assert len(repo.commits) == 1
+    assert result.commit_url.endswith(f"/datasets/org/ds/commit/{repo.commits[0]['sha']}")
+    assert hub.calls("GET", r"/api/datasets/org/ds/commits/main")
+
+
+def test_commit_retried_only_when_not_landed(hub: FakeHub, built: Path) -> None:
+    hub.fail_commits = ["drop", "503"]
+    _push(push_dataset, built, "org/ds", hub=hub)
+    requests = hub.commit_requests()
+    assert len(requests) == 3 and len(hub.repos[("dataset", "org/ds")].commits) == 1
+    parents = {r.ndjson()[0]["value"]["parentCommit"] for r in requests}
+    assert parents == {"0" * 40}  # every attempt is based on the head read before the push
+
+
+def test_concurrent_commit_fails_cleanly(hub: FakeHub, built: Path) -> None:
+    hub.fail_commits = ["race"]
+    with pytest.raises(RuntimeError, match=r"branch 'main' changed while pushing.*not committed.*rerun"):
+        _push(push_dataset, built, "org/ds", hub=hub)
+    repo = hub.repos[("dataset", "org/ds")]
+    assert [c["summary"] for c in repo.commits] == ["a commit by someone else"]
+    assert len(hub.commit_requests()) == 1
+
+
+def test_pull_request_commit_is_not_repeated(hub: FakeHub, tmp_path: Path) -> None:
+    adapter = write_adapter(tmp_path / "adapter", results=False)
+    hub.add_repo("me/m", "model")
+    hub.fail_commits = ["apply-drop"]
+    with pytest.raises(RuntimeError, match=r"pull request may have been opened anyway.*/me/m/discussions"):
+        _push(push_model, adapter, "me/m", hub=hub, create_pr=True)
+    assert len(hub.commit_requests()) == 1 and hub.repos[("model", "me/m")].prs == 1  # one PR, not two
+
+
+# -- tokens -------------------------------------------------------------------------------------------------
+
+
+def test_bad_token_is_one_line(hub: FakeHub, built: Path) -> None:
+    hub.valid_tokens = {TOKEN}
+    bad = "hf_revoked_token_456"
+    with pytest.raises(RuntimeError) as info:
+        _push(push_dataset, built, "org/ds", hub=hub, token=bad)
+    message = str(info.value)
+    assert "401" in message and "--token" in message and "hf auth login" in message and "HF_TOKEN" in message
+    assert bad not in message and "\n" not in message
+    tried = [(r.method, r.path) for r in hub.requests if r.authorization == f"Bearer {bad}"]
+    assert tried and len(tried) == len(set(tried))  # nothing repeated: a 401 is not retried
+    assert ("dataset", "org/ds") not in hub.repos
+
+
+def test_cli_bad_token_in_subprocess(built: Path, tmp_path: Path) -> None:
+    bad = "hf_expired_token_789"
+    with serve() as fake:
+        fake.valid_tokens = {TOKEN}
+        env = {**os.environ, "HF_ENDPOINT": fake.url, "HF_TOKEN": bad, "HF_HOME": str(tmp_path / "hf_home"),
+               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
+        cmd = [sys.executable, "-m", "mmla.eval.cli", "push", "dataset", str(built), "--repo-id", "org/cli"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mmla push: error: creating dataset repo org/cli: the Hub rejected")
+    assert "from HF_TOKEN" in lines[0] and "hf auth login" in lines[0]
+    assert bad not in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- what a model push leaves out ------------------------------------------------------------------------------
+
+
+def test_push_model_ignores_nested_predictions_and_state(hub: FakeHub, tmp_path: Path) -> None:
+    adapter = write_adapter(tmp_path / "adapter")
+    step = adapter / "mmla_eval" / "step-10"
+    (step / "predictions").mkdir(parents=True)
+    (step / "predictions" / "mintrec.jsonl").write_text('{"id": "1", "text": "an utterance"}\n')
+    write_results(step, method="sft", tasks={"mintrec": 60.0})
+    (step / ".mmla-output.json").write_text("{}")
+    (adapter / "predictions").mkdir()
+    (adapter / "predictions" / "mosi.jsonl").write_text("{}\n")
+    (adapter / "sub" / "runs").mkdir(parents=True)
+    (adapter / "sub" / "runs" / "events.out").write_text("tb")
+    (adapter / "sub" / "training_args.bin").write_bytes(b"pickle")
+    _push(push_model, adapter, "me/lora", hub=hub)
+    files = sorted(hub.files("me/lora"))
+    assert not [f for f in files if "predictions" in f or f.endswith((".jsonl", ".bin", ".out"))]
+    assert "mmla_eval/step-10/results.json" in files and "mmla_eval/step-10/.mmla-output.json" not in files
+    assert "checkpoint-1/optimizer.pt" not in files
