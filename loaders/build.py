@@ -82,7 +82,8 @@ def write_dataset_card(out: Path, task: TaskSpec, stats: dict[str, Any], *, conf
         f"- Video: {'embedded clips' if stats['video_embedded'] else 'not embedded (column `clip_id` names the clip)'}",
         f"- License: {task.license.display} — {task.license.terms}"
         + (f" ({task.license.url})" if task.license.url else ""),
-        f"- Video terms: {task.video.license}" + (f" — source: {task.video.source_url}" if task.video.source_url else ""),
+        f"- Video terms: {task.video.license}"
+        + (f" — source: {task.video.source_url}" if task.video.source_url else ""),
         f"- Labels: {', '.join(task.labels)}",
         "",
         "| split | rows | " + " | ".join(task.labels) + " |",

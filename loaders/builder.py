@@ -137,17 +137,19 @@ class VideoResolver:
     def __call__(self, clip: str) -> Path | None:
         norm = clip.replace("\\", "/")
         name = norm.rstrip("/").rsplit("/", 1)[-1]
+        parts = norm.split("/")
+        inside: list[str] = []
+        if os.path.isabs(norm) or norm.startswith("/") or ".." in parts or name in ("", ".", ".."):
+            inside = [r for r in self.roots if os.path.isabs(norm) and _inside(os.path.normpath(norm), r)]
+            if not inside or ".." in parts:
+                raise ClipError(
+                    f"clip path {clip!r} points outside the video folders "
+                    f"({', '.join(self.roots) or 'none given'}); name clips by file name"
+                )
         self._check_corpus(clip, name)
-        if "/" in norm or name in ("", ".", ".."):
-            parts = norm.split("/")
-            if os.path.isabs(norm) or norm.startswith("/") or ".." in parts or name in ("", ".", ".."):
-                inside = [r for r in self.roots if os.path.isabs(norm) and _inside(os.path.normpath(norm), r)]
-                if not inside:
-                    raise ClipError(
-                        f"clip path {clip!r} points outside the video folders "
-                        f"({', '.join(self.roots) or 'none given'}); name clips by file name"
-                    )
-                return self._confined(norm, inside[0], clip) if os.path.isfile(norm) else None
+        if inside:
+            return self._confined(norm, inside[0], clip) if os.path.isfile(norm) else None
+        if "/" in norm:
             for root in self.roots:
                 cand = os.path.join(root, *parts)
                 if os.path.isfile(cand):
