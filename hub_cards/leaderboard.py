@@ -97,6 +97,8 @@ def _paper_setting(group: str, runs: Sequence[RunResults]) -> str | None:
     """Why these runs cannot be ranked among the paper's rows (None: they can)."""
     if any(r.split != PAPER_SPLIT or r.task_set != set(TASKS) for r in runs):
         return f"these runs are not on the {PAPER_SPLIT} split of all {len(TASKS)} tasks"
+    if any(r.synthetic_data for r in runs):
+        return "these runs were scored on synthetic sample data (`mmla data sample`), not the MMLA release"
     styles = {r.prompt_style for r in runs}
     allowed = set().union(*(PAPER_STYLES[m] for m in GROUPS[group][1]))
     if not styles <= allowed:

@@ -183,7 +183,12 @@ def _paper_comparison(runs: Sequence[RunResults], overall: Mapping[str, Any]) ->
         f"{sum(len(r.tasks) for r in runs)} task(s) on the {run.split} split, so compare them only as a rough guide."
     )
     style_note = ""
-    if run.prompt_style not in PAPER_STYLES.get(run.method, ()):
+    if run.synthetic_data:
+        style_note = (
+            " This run was scored on synthetic sample data (`mmla data sample`), so its numbers say nothing about "
+            "the paper's."
+        )
+    elif run.prompt_style not in PAPER_STYLES.get(run.method, ()):
         style_note = (
             f" The paper's numbers come from the upstream code's prompt; this run used the `{run.prompt_style}` "
             "prompt style, so the difference includes the prompt."
@@ -215,6 +220,14 @@ def _paper_comparison(runs: Sequence[RunResults], overall: Mapping[str, Any]) ->
     ]
     lines.append(f"| **this run** | {run.method_label} | **{fmt(overall['acc'])}** |")
     return "\n".join(lines)
+
+
+def _repro_flags(run: RunResults) -> str:
+    """``mmla eval`` options that reproduce the run's prompt protocol (as far as results.json records it)."""
+    flags = [f"--prompt-style {run.prompt_style}"] if run.prompt_style != "unrecorded" else []
+    flags += ["--upstream-labels"] if run.label_set == "upstream" else []
+    flags += [f"--parse-mode {run.parse_mode}"] if run.parse_mode else []
+    return "".join(f" {f}" for f in flags)
 
 
 def _check_same_model(runs: Sequence[RunResults]) -> None:
@@ -322,6 +335,7 @@ def model_card(
         training_table=_kv_table(details.get("training", {})),
         citation=MMLA_CITATION,
         task_keys=",".join(t for r in runs for t in r.tasks),
+        repro_flags=_repro_flags(run),
     )
 
 

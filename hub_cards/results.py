@@ -21,7 +21,7 @@ from typing import Any
 
 from huggingface_hub.utils import validate_repo_id
 
-from mmla.loaders.files import read_json
+from mmla.loaders.files import output_kind, read_json
 from mmla.loaders.tasks import DIMENSIONS, TASKS, get_task
 
 RESULTS_FILENAME = "results.json"
@@ -31,6 +31,7 @@ METHODS: dict[str, str] = {"zero-shot": "zero-shot", "sft": "SFT", "it": "IT"}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MARKDOWN_UNSAFE = frozenset("|`<>[]*")
 """Characters that would break out of a table cell, a code span or a link in a card."""
+SAMPLE_KIND = "mmla data sample"
 LEGACY_STYLES = {"mmla": "paper"}
 """Prompt-style names of older results files -> current names (``mmla`` was the Appendix D wording)."""
 PAPER_STYLES: dict[str, frozenset[str]] = {
@@ -146,6 +147,15 @@ class RunResults:
     @property
     def parse_mode(self) -> str | None:
         return self.data.get("parse_mode") or None
+
+    @property
+    def synthetic_data(self) -> bool:
+        """True when ``data`` is (inside) a synthetic sample release written by ``mmla data sample`` here."""
+        data = self.data.get("data")
+        if not isinstance(data, str) or not data or not Path(data).exists():
+            return False
+        path = Path(data).resolve()
+        return any(output_kind(p) == SAMPLE_KIND for p in (path, *path.parents))
 
     @property
     def protocol(self) -> tuple[str, str | None, str | None]:

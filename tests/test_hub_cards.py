@@ -20,7 +20,7 @@ from mmla.hub_cards.demo import demo_outputs
 from mmla.hub_cards.leaderboard import build_leaderboard, leaderboard_markdown, write_leaderboard
 from mmla.hub_cards.model_card import merge_results, model_card
 from mmla.hub_cards.results import load_results
-from mmla.loaders.files import MARKER_NAME, output_kind
+from mmla.loaders.files import MARKER_NAME, mark_output_dir, output_kind
 from mmla.loaders.tasks import MMLA_CITATION, TASKS, get_task
 
 
@@ -438,6 +438,7 @@ def test_model_card_records_the_prompt_protocol(tmp_path: Path) -> None:
     assert "| prompt style | `upstream` |" in card.text
     assert "| label set | `full` |" in card.text and "| parse mode | `aliases` |" in card.text
     assert all(r.task_name.endswith("(zero-shot, upstream prompt)") for r in card.data.eval_results)
+    assert "--split test --prompt-style upstream --parse-mode aliases`" in card.text
     # a paper-style run compared with the paper says that the prompt differs
     paper_style = write_results(tmp_path / "p", model="Qwen/Qwen2-0.5B-Instruct", prompt_style="paper")
     assert "used the `paper` prompt style" in str(model_card(paper_style))
@@ -474,6 +475,22 @@ def test_leaderboard_never_ranks_styles_together(tmp_path: Path) -> None:
     assert len(both) == 2  # each run is first of its own section, neither is ranked below the other
 
 
+def test_synthetic_sample_runs_are_not_ranked_with_the_paper(tmp_path: Path) -> None:
+    release = tmp_path / "sample" / "MMLA-Datasets"
+    release.mkdir(parents=True)
+    mark_output_dir(tmp_path / "sample", "mmla data sample")
+    body = results_dict(model="org/m", tasks=dict.fromkeys(TASKS, 45.0))
+    body["data"] = str(release)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps(body))
+    board = build_leaderboard([tmp_path / "run"])
+    assert [r.source for r in board.section("zero-shot").rows] == ["this run"]
+    assert "synthetic sample data" in leaderboard_markdown(board)
+    assert "synthetic sample data" in str(model_card(tmp_path / "run"))
+    (tmp_path / "sample" / MARKER_NAME).unlink()  # the same files, not known to be synthetic: ranked with the paper
+    assert any(r.source == "paper" for r in build_leaderboard([tmp_path / "run"]).section("zero-shot").rows)
+
+
 def test_leaderboard_paper_rows_need_the_upstream_prompt(tmp_path: Path) -> None:
     all_tasks = dict.fromkeys(TASKS, 45.0)
     paper_style = write_results(tmp_path / "p", model="org/m", tasks=all_tasks, prompt_style="paper")
@@ -489,3 +506,34 @@ def test_leaderboard_paper_rows_need_the_upstream_prompt(tmp_path: Path) -> None
     assert "label set `full`" in leaderboard_markdown(board) and "parse mode `aliases`" in leaderboard_markdown(board)
     row = next(r for r in board.section("zero-shot").rows if r.source == "this run")
     assert row.prompt == "upstream, labels full, parsing aliases"
+
+
+def test_cards_from_real_evaluate_tasks_output(tmp_path: Path) -> None:
+    """What the runner writes (tiny random model, rank mode) passes the checks and renders with its protocol."""
+    import datasets
+    from eval_tiny import tiny_llama, tiny_tokenizer
+
+    from mmla.eval.adapters import adapter_for
+    from mmla.eval.runner import evaluate_tasks
+
+    data = {}
+    for key, n in (("mintrec", 6), ("mosi", 5)):
+        task = get_task(key)
+        feats = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
+                                   "label": datasets.ClassLabel(names=list(task.labels))})  # fmt: skip
+        rows = {"id": [f"{key}{i}" for i in range(n)], "text": [f"hello {i}" for i in range(n)],
+                "label": [i % task.num_labels for i in range(n)]}  # fmt: skip
+        data[key] = datasets.Dataset.from_dict(rows, features=feats)
+    tok = tiny_tokenizer()
+    adapter = adapter_for(tiny_llama(len(tok)), tok)
+    evaluate_tasks(adapter, ["mintrec", "mosi"], data, "test", mode="rank", batch_size=4, output_dir=tmp_path / "run",
+                   show_progress=False, model_name="tiny/llama")  # fmt: skip
+    run = load_results(tmp_path / "run")
+    assert run.prompt_style == "upstream" and run.tasks.keys() == {"mintrec", "mosi"}
+    card = ModelCard(str(model_card(run)))
+    assert len(card.data.eval_results) == 2 * 6
+    assert f"| prompt style | `{run.prompt_style}` |" in card.text
+    if run.label_set:
+        assert f"| label set | `{run.label_set}` |" in card.text
+    md = leaderboard_markdown(build_leaderboard([run]))
+    assert f"## Zero-shot inference: prompt `{run.prompt_style}`" in md and "**llama (zero-shot)**" in md
