@@ -35,17 +35,18 @@ def protocol(res: dict[str, Any]) -> dict[str, str]:
 
 
 def comparability(res: dict[str, Any]) -> tuple[str, ...]:
-    """Runs rank against each other only when this key is equal: same split, prompt, label list and parsing
-    (parsing only matters for generated answers; rank mode picks a label directly)."""
+    """Runs rank against each other only when this key is equal: same split, prompt, label lists and parsing.
+
+    Rank-mode runs carry the parse mode they were given (it does not touch their scores), so they sit with the
+    generate runs of that mode, by default ``aliases``.
+    """
     p = protocol(res)
-    parse = p["parse_mode"] if res.get("mode", "generate") == "generate" else "-"
-    return (str(res.get("split")), p["prompt_style"], p["label_set"], parse)
+    return (str(res.get("split")), p["prompt_style"], p["label_set"], p["parse_mode"])
 
 
 def _describe(key: tuple[str, ...]) -> str:
     split, style, labels, parse = key
-    parse_s = "" if parse == "-" else f", parsing {parse}"
-    return f"{split} split, prompt style {style}, {labels} label lists{parse_s}"
+    return f"{split} split, prompt style {style}, {labels} label lists, parsing {parse}"
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:

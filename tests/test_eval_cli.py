@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,159 @@ def test_remote_code_error_via_cli(tmp_path: Path, capsys) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "internlm2", "auto_map": {}}))
     assert main(["eval", "--model", str(tmp_path), "--tasks", "mosi"]) == 1
     assert "--trust-remote-code" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ checks before the model loads, one line
+def _one_line_error(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [x for x in err.splitlines() if x.startswith("mmla eval: error:")]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if the model is loaded: the error must come first."""
+    import mmla.eval.adapters as adapters
+
+    def refuse(*a, **k):
+        raise AssertionError("the model was loaded before the bad input was refused")
+
+    monkeypatch.setattr(adapters, "load_model", refuse)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--limit", "0"], ["--limit must be >= 1 (got 0)", "omit --limit"]),
+        (["--batch-size", "0"], ["--batch-size must be >= 1 (got 0)"]),
+        (["--max-new-tokens", "-1"], ["--max-new-tokens must be >= 1"]),
+        (["--tasks", ","], ["--tasks ',' selects no task"]),
+        (["--tasks", "mosi,mintrex"], ["unknown task 'mintrex'", "Did you mean 'mintrec'"]),
+        (["--split", "train", "--data", "MISSING"], ["MISSING"]),
+    ],
+)
+def test_bad_input_is_refused_before_the_model_loads(
+    model_dir: Path, data_dir: Path, tmp_path: Path, capsys, no_model_load, extra: list[str], needles: list[str]
+) -> None:
+    argv = ["eval", "--model", str(model_dir), "--tasks", "mosi", "--data", str(data_dir), "--device", "cpu",
+            "--output", str(tmp_path / "out")]  # fmt: skip
+    extra = [str(tmp_path / "missing-data") if x == "MISSING" else x for x in extra]
+    needles = [str(tmp_path / "missing-data") if x == "MISSING" else x for x in needles]
+    assert main(argv + extra) == 1
+    _one_line_error(capsys, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_split_and_duplicate_ids_are_refused_before_the_model_loads(
+    model_dir: Path, tmp_path: Path, capsys, no_model_load
+) -> None:
+    labels = get_task("mosi").labels
+    data = tmp_path / "data"
+    (data / "mosi").mkdir(parents=True)
+    rows = [{"id": f"r{i % 3}", "text": f"utterance {i}", "label": labels[i % 2]} for i in range(5)]  # r0, r1 twice
+    (data / "mosi" / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["eval", "--model", str(model_dir), "--tasks", "mosi", "--data", str(data), "--device", "cpu",
+            "--output", str(tmp_path / "out")]  # fmt: skip
+    assert main([*argv, "--split", "test"]) == 1
+    _one_line_error(capsys, "test")
+    assert main([*argv, "--split", "validation"]) == 1
+    line = _one_line_error(capsys)
+    assert "'r0'" in line and "duplicate" in line.lower()  # the reader or the runner names it
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_checks(model_dir: Path, data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    import mmla.eval.adapters as adapters
+
+    real_load = adapters.load_model
+    loads: list[str] = []
+    monkeypatch.setattr(adapters, "load_model", lambda *a, **k: loads.append("x") or real_load(*a, **k))
+    argv = ["eval", "--model", str(model_dir), "--tasks", "mosi", "--data", str(data_dir), "--split", "validation",
+            "--mode", "rank", "--limit", "3", "--device", "cpu", "--output"]  # fmt: skip
+    (tmp_path / "a-file").write_text("precious")
+    assert main([*argv, str(tmp_path / "a-file")]) == 1
+    _one_line_error(capsys, "--output", "is a file")
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.tex").write_text("precious")
+    assert main([*argv, str(user)]) == 1
+    _one_line_error(capsys, "--output", "not written by mmla")
+    assert main([*argv, str(data_dir)]) == 1  # the output may never hold the data
+    _one_line_error(capsys, "--output", "input")
+    assert loads == []  # none of these loaded the model
+    assert (tmp_path / "a-file").read_text() == "precious" and (user / "thesis.tex").read_text() == "precious"
+    assert sorted(p.name for p in user.iterdir()) == ["thesis.tex"]
+    out = tmp_path / "run"
+    assert main([*argv, str(out)]) == 0
+    assert main([*argv, str(out)]) == 0  # a rerun resumes: nothing recomputed
+    assert json.loads((out / "results.json").read_text())["timing"]["samples_computed"] == 0
+
+
+def test_read_only_output_is_refused(
+    model_dir: Path, data_dir: Path, tmp_path: Path, capsys, monkeypatch, no_model_load
+) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anywhere: make the folder read-only for the check itself
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == ro else real(p, mode, **k))
+    try:
+        argv = ["eval", "--model", str(model_dir), "--tasks", "mosi", "--data", str(data_dir), "--output",
+                str(ro / "out")]  # fmt: skip
+        assert main(argv) == 1
+        _one_line_error(capsys, "--output", "not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_options_are_never_abbreviated(capsys) -> None:
+    for argv in (["eval", "--prompt-sty", "paper"], ["report", "x", "--out", "y"], ["ev", "--tasks", "mosi"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --prompt-sty paper" in err and "--out" in err and "invalid choice: 'ev'" in err
+    assert "Traceback" not in err
+
+
+def test_protocol_flags_are_recorded_and_reports_never_mix_protocols(
+    model_dir: Path, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    base = ["eval", "--model", str(model_dir), "--tasks", "mosi", "--data", str(data_dir), "--split", "validation",
+            "--limit", "3", "--max-new-tokens", "2", "--device", "cpu", "--output"]  # fmt: skip
+    assert main([*base, str(tmp_path / "up")]) == 0
+    assert main([*base, str(tmp_path / "paper"), "--prompt-style", "paper", "--upstream-labels", "--parse-mode",
+                 "upstream", "--upstream-metrics"]) == 0  # fmt: skip
+    up, paper = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("up", "paper"))
+    assert (up["prompt_style"], up["label_set"], up["parse_mode"], up["upstream_metrics"]) == (
+        "upstream", "full", "aliases", False)  # fmt: skip
+    assert (paper["prompt_style"], paper["label_set"], paper["parse_mode"], paper["upstream_metrics"]) == (
+        "paper", "upstream", "upstream", True)  # fmt: skip
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "up"), str(tmp_path / "paper"), "--output", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "are not compared" in report
+    assert report.count("## Leaderboard") == 2 and "| 2 |" not in report  # two groups of one: nothing ranked 2nd
+    assert "prompt style upstream" in report and "prompt style paper" in report
+    # Same protocol: one leaderboard.
+    assert main([*base, str(tmp_path / "up2"), "--mode", "rank"]) == 0
+    assert main(["report", str(tmp_path / "up"), str(tmp_path / "up2"), "--output", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert report.count("## Leaderboard") == 1 and "| 2 |" in report and "are not compared" not in report
+
+
+def test_utterance_longer_than_the_context_is_one_line(model_dir: Path, tmp_path: Path, capsys) -> None:
+    labels = get_task("mosi").labels
+    (tmp_path / "data" / "mosi").mkdir(parents=True)
+    rows = [{"id": f"m{i}", "text": "so long " * (900 if i == 1 else 3), "label": labels[i % 2]} for i in range(3)]
+    (tmp_path / "data" / "mosi" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["eval", "--model", str(model_dir), "--tasks", "mosi", "--data", str(tmp_path / "data"), "--device",
+            "cpu", "--output", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 1
+    _one_line_error(capsys, "task mosi", "'m1'", "context of 1024 tokens")
+    assert not (tmp_path / "out" / "predictions").exists()
