@@ -251,19 +251,20 @@ LICENSES: Mapping[str, License] = MappingProxyType({
 })  # fmt: skip
 
 
-def _restricted(source: str, how: str, example: str) -> str:
-    return (f"{how} Save one clip per utterance as <videos folder>/<prefix>_<id>.mp4 named after the TSV `id` "
-            f"(e.g. {example}); subfolders are fine. Source: {source}.")  # fmt: skip
+def _restricted(how: str, example: str) -> str:
+    return (f"{how} Save one clip per utterance as <videos folder>/<prefix>_<id>.mp4, named after the TSV `id` "
+            f"(e.g. {example}); subfolders are fine.")  # fmt: skip
 
 
-_IEMOCAP_POLICY = VideoPolicy(
-    redistributable=False,
-    license="IEMOCAP release form (USC SAIL; research only, no redistribution)",
-    source_url="https://sail.usc.edu/iemocap/iemocap_release.htm",
-    instructions=_restricted("https://sail.usc.edu/iemocap/iemocap_release.htm",
-                             "Request IEMOCAP from USC SAIL (signed release form), then cut the utterance clips.",
-                             "IEMOCAP_Ses01F_script01_1_F000.mp4; IEMOCAP-DA clips: IEMOCAP-DA_<id>.mp4"),
-)  # fmt: skip
+def _iemocap_policy(prefix: str) -> VideoPolicy:
+    return VideoPolicy(
+        redistributable=False,
+        license="IEMOCAP release form (USC SAIL; research only, no redistribution)",
+        source_url="https://sail.usc.edu/iemocap/iemocap_release.htm",
+        instructions=_restricted("Request IEMOCAP from USC SAIL (signed release form), then cut the utterance clips.",
+                                 f"{prefix}_Ses01F_script01_1_F000.mp4"),
+    )  # fmt: skip
+
 
 _TASK_LIST = [
     TaskSpec(
@@ -288,7 +289,7 @@ _TASK_LIST = [
     TaskSpec(
         key="iemocap_da", dataset="IEMOCAP-DA", dimension="dialogue_act", labels=DA_LABELS,
         splits=_splits(6590, 942, 1884), language="en", source="scripted",
-        video=_IEMOCAP_POLICY, license=LICENSES["iemocap_da"], citation=_CITATIONS["emotyda"],
+        video=_iemocap_policy("IEMOCAP-DA"), license=LICENSES["iemocap_da"], citation=_CITATIONS["emotyda"],
         release_name="IEMOCAP-DA", homepage="https://github.com/sahatulika15/EMOTyDA", aliases=DA_ALIASES,
         clip_prefixes=("IEMOCAP-DA", "IEMOCAP"),
     ),
@@ -305,7 +306,7 @@ _TASK_LIST = [
         key="iemocap", dataset="IEMOCAP", dimension="emotion",
         labels=("angry", "happy", "sad", "neutral", "frustrated", "excited"),
         splits=_splits(5354, 528, 1650), language="en", source="scripted",
-        video=_IEMOCAP_POLICY, license=LICENSES["iemocap"], citation=_CITATIONS["iemocap"], release_name="IEMOCAP",
+        video=_iemocap_policy("IEMOCAP"), license=LICENSES["iemocap"], citation=_CITATIONS["iemocap"], release_name="IEMOCAP",
         homepage="https://sail.usc.edu/iemocap/",
         aliases={"anger": "angry", "happiness": "happy", "sadness": "sad", "frustration": "frustrated",
                  "excitement": "excited"},
@@ -317,8 +318,7 @@ _TASK_LIST = [
             redistributable=False,
             license="CMU-MOSI: raw videos are not shared (creators' privacy); MMLA releases text only",
             source_url="http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
-            instructions=_restricted("http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
-                                     "CMU does not share the raw MOSI videos; if you hold them (Raw/Video/Segmented), "
+            instructions=_restricted("CMU does not share the raw MOSI videos; if you hold them (Raw/Video/Segmented), "
                                      "use the segment clips.", "MOSI_WKA5OygbEKI$_$20.mp4: MOSI ids contain `$_$`"),
         ),
         license=LICENSES["mosi"], citation=_CITATIONS["mosi"], release_name="MOSI",
