@@ -28,7 +28,12 @@ def _hub_options(p: argparse.ArgumentParser, *, private: bool = True) -> None:
     )
     p.add_argument("--force", action="store_true", help="commit even if the repo holds content not written by mmla")
     p.add_argument("--commit-message", default=None)
-    p.add_argument("--retries", type=int, default=3, help="retries on network/server errors (default 3)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries on network/server errors (default 3); the commit is repeated only if it did not land",
+    )
 
 
 def _paper_flags(p: argparse.ArgumentParser) -> None:
@@ -256,7 +261,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "results", help="update the model-index of an existing model repo (README only)", allow_abbrev=False
     )
     r.add_argument("results", nargs="+", help="run folders or results.json files written by `mmla eval`")
-    r.add_argument("--allow-mixed", action="store_true", help="allow results of different splits (footnoted)")
+    r.add_argument(
+        "--allow-mixed", action="store_true", help="merge results of different splits or prompt protocols (footnoted)"
+    )
     r.add_argument("--eval-results-yaml", action="store_true", help="also write .eval_results/<task>.yaml files")
     _hub_options(r, private=False)
     r.set_defaults(func=_push_results)
@@ -279,7 +286,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cm.add_argument("--license", default=None)
     cm.add_argument("--out", default=None, help="output folder, gets README.md (default: <first run>/MODEL_CARD.md)")
     _overwrite_flag(cm, "card (--out folder or MODEL_CARD.md)")
-    cm.add_argument("--allow-mixed", action="store_true")
+    cm.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="combine runs of different splits, task sets or prompt protocols (footnoted)",
+    )
     _paper_flags(cm)
     cm.set_defaults(func=_card_model)
 
