@@ -166,16 +166,10 @@ class VideoResolver:
 
 
 def check_video(path: Path) -> str | None:
-    """None if torchcodec can open the clip and it has a video stream, else the reason."""
-    from torchcodec.decoders import VideoDecoder
+    """None if the clip decodes and is complete (not cut short), else the reason: checked before it is embedded."""
+    from mmla.loaders.video import clip_problem
 
-    try:
-        dec = VideoDecoder(str(path), seek_mode="approximate")
-        if not dec.metadata.num_frames and not dec.metadata.duration_seconds:
-            return "no decodable video frames"
-    except Exception as err:  # torchcodec raises RuntimeError/ValueError for corrupt files
-        return f"cannot decode ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-    return None
+    return clip_problem(path)
 
 
 def source_fingerprint(src: Source, videos_dir: str | os.PathLike | None = None) -> str:

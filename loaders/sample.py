@@ -22,7 +22,6 @@ Nothing binary is committed: everything is generated at run time.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import os
@@ -222,12 +221,12 @@ def _write_task(
                 rows.append((label, j))
         rng.shuffle(rows)
         with open(folder / filename, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            writer.writerow(["id", "utterance", task.dimension, "speaker"])
+            # Plain tab-separated lines, as upstream writes them (the release reader reads TSVs literally).
+            fh.write("\t".join(["id", "utterance", task.dimension, "speaker"]) + "\n")
             for i, (label, _) in enumerate(rows):
                 uid = f"{split}_{i:04d}"
                 text = _text(task, label, rng, i)
-                writer.writerow([uid, text, label, rng.choice(["A", "B", "C"])])
+                fh.write("\t".join([uid, text, label, rng.choice(["A", "B", "C"])]) + "\n")
                 clip = clips[rng.randrange(len(clips))]
                 shutil.copyfile(clip, video_dir / f"{task.release_name}_{uid}.mp4")
                 written.append(_Row(filename.removesuffix(".tsv"), uid, text, label))
