@@ -356,3 +356,27 @@ def test_options_are_not_abbreviated(mustard_src, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["data", "build", "mustard", "--source", str(mustard_src), "--out", str(tmp_path / "o"), "--overwr"])
     assert err.value.code == 2 and "unrecognized arguments: --overwr" in capsys.readouterr().err
+
+
+def test_half_cut_clip_is_refused_at_build_time_not_embedded_short(mustard_src, tmp_path, capsys):
+    """A faststart mp4 cut in half still opens (its index promises every frame): the build names it."""
+    av = pytest.importorskip("av")
+    video = mustard_src / "MUStARD" / "video"
+    victim = sorted(video.glob("*.mp4"))[0]
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(victim)) as inp, av.open(str(fast), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    victim.write_bytes(fast.read_bytes()[: fast.stat().st_size // 2])
+    out = tmp_path / "built"
+    code, err = _build(capsys, "mustard", "--source", str(mustard_src), "--out", str(out))
+    assert code == 1
+    _one_line_error(err, victim.name, "truncated or damaged clip")
+    assert not out.exists()
+    code, err = _build(capsys, "mustard", "--source", str(mustard_src), "--out", str(out), "--skip-bad")
+    assert code == 0
+    skipped = [json.loads(x) for x in (out / "skipped.jsonl").read_text().splitlines()]
+    assert any("truncated or damaged clip" in json.dumps(s) for s in skipped)
