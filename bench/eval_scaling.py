@@ -527,6 +527,16 @@ def run(args: argparse.Namespace) -> int:
     nprocs = [int(x) for x in args.nprocs.split(",")]
     report: dict = {"workloads": {}, "args": {k: v for k, v in vars(args).items() if k != "func"}}
     report.update(_environment())  # without touching the GPU: this process holds no CUDA context during the runs
+    dest = args.json or (os.path.join(os.environ["OUT"], f"eval_scaling_{'_'.join(names)}.json") if os.environ.get("OUT") else None)  # fmt: skip
+
+    def save() -> None:  # after every run, so a command stopped at its time limit still returns what it measured
+        if dest:
+            clean = json.loads(json.dumps(report, default=str))
+            for entry in clean["workloads"].values():
+                for rec in entry.get("runs", []):
+                    rec.pop("_out", None)
+            Path(dest).write_text(json.dumps(clean, indent=2) + "\n", encoding="utf-8")
+
     t_all = time.time()
     built: dict[str, dict] = {}
     for name in names:
@@ -556,6 +566,8 @@ def run(args: argparse.Namespace) -> int:
                 rec = run_one(w, n, args, work, f"{name}_n{n}_r{r}", limit=args.limit)
                 rec["repeat"] = r
                 entry["runs"].append(rec)
+                report["workloads"][name] = entry
+                save()
                 print(f"[{time.time() - t_all:6.1f}s] {name} N={n} r{r}: wall {rec['wall_s']} s, runner "
                       f"{rec['runner_s']} s ({rec['runner_samples_per_s']}/s)", flush=True)  # fmt: skip
         # Agreement of N > 1 with N = 1 (same repeat): the split must not change the answers.
@@ -579,12 +591,16 @@ def run(args: argparse.Namespace) -> int:
             report.setdefault("probe", {})[kind] = _json_subprocess(cmd)
             print(f"[{time.time() - t_all:6.1f}s] probe {kind}: {report['probe'][kind]}", flush=True)
     report["total_s"] = round(time.time() - t_all, 1)
-    text = table(report)
-    dest = args.json or (os.path.join(os.environ["OUT"], f"eval_scaling_{'_'.join(names)}.json") if os.environ.get("OUT") else None)  # fmt: skip
+    save()
     if dest:
-        Path(dest).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {dest}")
-    print(text)
+        import tarfile
+
+        logs = Path(dest).with_name(Path(dest).stem + "_logs.tar.gz")
+        with tarfile.open(logs, "w:gz") as tar:
+            for path in sorted(work.glob("trace_*.jsonl")) + sorted(work.glob("log_*.txt")):
+                tar.add(path, arcname=path.name)
+        print(f"wrote {dest} and {logs}")
+    print(table(report))
     return 0
 
 
