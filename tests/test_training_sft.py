@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,163 @@ def test_bad_input(tiny_lm: Path, sample_release: Path, tmp_path: Path) -> None:
     (corpus / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ValueError, match="no 'validation' split"):
         run(_args(tiny_lm, corpus.parent, tmp_path / "c", "--tasks", "mosi"))
+
+
+# ----------------------------------------------------------------------------- precedence: user > automatic
+def test_yaml_and_cli_values_beat_automatic_defaults(tiny_lm: Path, sample_release: Path, tmp_path: Path) -> None:
+    """Length grouping (and the selection settings) are automatic defaults: a value set in --config or on the
+    command line stays, where before only argv was looked at and a YAML value was silently replaced."""
+    from mmla.training.config import parse_args
+    from mmla.training.sft import build_trainer, explicit_options
+
+    def trainer_args(*extra: str):  # type: ignore[no-untyped-def]
+        argv = _args(tiny_lm, sample_release, tmp_path / "out", "--tasks", "mosi", "--max_steps", "1", *extra)
+        trainer, _, _ = build_trainer(*parse_args(argv), argv)
+        return trainer.args
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("train_sampling_strategy: random\nload_best_model_at_end: false\nmetric_for_best_model: loss\n")
+    assert explicit_options(["--config", str(cfg), "--learning-rate", "1e-4"]) == {
+        "train_sampling_strategy", "load_best_model_at_end", "metric_for_best_model", "learning_rate"
+    }  # fmt: skip
+    auto = trainer_args("--eval_strategy", "steps", "--eval_steps", "1")
+    assert auto.train_sampling_strategy == "group_by_length"  # the automatic choice without a user value
+    assert auto.metric_for_best_model == "eval_mmla_acc" and auto.load_best_model_at_end and auto.greater_is_better
+    assert auto.save_strategy == "steps" and auto.save_steps == 1  # a checkpoint at every evaluation
+    from_yaml = trainer_args("--config", str(cfg), "--eval_strategy", "steps", "--eval_steps", "1")
+    assert from_yaml.train_sampling_strategy == "random"
+    assert from_yaml.load_best_model_at_end is False and from_yaml.metric_for_best_model == "loss"
+    cli = trainer_args("--train_sampling_strategy", "sequential")
+    assert cli.train_sampling_strategy == "sequential"
+    cfg.write_text("train_sampling_strategy: random\n")  # the command line still beats the file
+    both = trainer_args("--config", str(cfg), "--train_sampling_strategy=sequential")
+    assert both.train_sampling_strategy == "sequential"
+    # The user's own save settings are kept: no checkpoint per evaluation -> the last step, not the best.
+    user_save = trainer_args("--eval_strategy", "steps", "--eval_steps", "1", "--save_strategy", "no")
+    assert user_save.save_strategy == "no" and user_save.load_best_model_at_end is False
+    with pytest.raises(ValueError, match="--load_best_model_at_end needs a checkpoint at every evaluation"):
+        trainer_args("--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "4",
+                     "--load_best_model_at_end", "true")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- one-line user errors
+def _no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These checks must fail before any model is loaded."""
+
+    def fail(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("the model was loaded before the argument check")
+
+    monkeypatch.setattr("mmla.eval.adapters.load_model", fail)
+
+
+def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    from mmla.training.sft import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("training/sft.py: error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_config_file_errors_name_file_and_line(tiny_lm: Path, sample_release: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    _no_model_load(monkeypatch)
+    base = _args(tiny_lm, sample_release, tmp_path / "out", "--tasks", "mosi")
+    cases = {
+        "bad.yaml": ("learning_rate: 1e-4\ntasks: [mosi\nseed: 3\n", r"bad\.yaml:\d+: not valid YAML"),
+        "list.yaml": ("# a list, not a mapping\n- learning_rate: 1e-4\n- seed: 3\n", r"list\.yaml:2: the top level is a list"),
+        "scalar.yaml": ("just text\n", r"scalar\.yaml:1: the top level is a str"),
+        "typo.yaml": ("seed: 1\nlearning_rat: 0.1\n", r"typo\.yaml:2: unknown argument 'learning_rat' \(did you mean learning_rate\?"),
+        "empty.yaml": ("", r"empty\.yaml: the file is empty"),
+    }  # fmt: skip
+    for name, (text, expected) in cases.items():
+        (tmp_path / name).write_text(text)
+        line = _one_line_error([*base, "--config", str(tmp_path / name)], capsys)
+        assert re.search(expected, line), line
+    (tmp_path / "latin1.yaml").write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
+    assert "not UTF-8" in _one_line_error([*base, "--config", str(tmp_path / "latin1.yaml")], capsys)
+    assert "no such file" in _one_line_error([*base, f"--config={tmp_path / 'missing.yaml'}"], capsys)
+
+
+def test_abbreviated_options_are_refused(tiny_lm: Path, sample_release: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from mmla.eval.cli import main as mmla
+
+    _no_model_load(monkeypatch)
+    base = _args(tiny_lm, sample_release, tmp_path / "out", "--tasks", "mosi")
+    line = _one_line_error([*base, "--learning_rat", "0.1"], capsys)  # argparse took it as --learning_rate
+    assert "unknown option --learning_rat (did you mean --learning_rate?)" in line
+    assert "unknown option --max_step" in _one_line_error([*base, "--max_step=3"], capsys)
+    assert "unknown option --no_such_option" in _one_line_error([*base, "--no_such_option", "1"], capsys)
+    assert not (tmp_path / "out").exists()
+    # mmla train: its own options and sft.py's.
+    for argv, expected in ((["train", "--print-comm"], "did you mean --print-command?"),
+                           (["train", *base, "--learning_rat", "0.1"], "did you mean --learning_rate?")):  # fmt: skip
+        assert mmla(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("mmla train: error: unknown option") and expected in err[0]
+
+
+def test_output_dir_is_claimed_before_the_model_loads(tiny_lm: Path, sample_release: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    _no_model_load(monkeypatch)
+
+    def argv(out: Path) -> list[str]:
+        return _args(tiny_lm, sample_release, out, "--tasks", "mosi")
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert "is a file, not a folder" in _one_line_error(argv(a_file), capsys)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.tex").write_text("mine")
+    assert "was not written by mmla" in _one_line_error(argv(user), capsys)
+    assert "contains the input" in _one_line_error(argv(sample_release.parent), capsys)  # would hold the data
+    assert "is the input" in _one_line_error(argv(tiny_lm), capsys)
+    eval_out = tmp_path / "eval"
+    eval_out.mkdir()
+    from mmla.loaders.files import mark_output_dir
+
+    mark_output_dir(eval_out, "mmla eval")
+    assert "holds the output of `mmla eval`" in _one_line_error(argv(eval_out), capsys)
+    assert (a_file.read_text(), (user / "thesis.tex").read_text()) == ("mine", "mine")  # nothing touched
+    assert sorted(p.name for p in user.iterdir()) == ["thesis.tex"]
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        try:
+            assert "is not writable" in _one_line_error(argv(ro / "run"), capsys)
+        finally:
+            ro.chmod(0o755)
+
+
+def test_claimed_output_dir_is_marked(sft_run: tuple[Path, dict]) -> None:
+    from mmla.loaders.files import output_kind
+
+    out, _ = sft_run
+    assert output_kind(out) == "mmla train"
+
+
+def test_failed_training_under_accelerate_is_one_line(tmp_path: Path) -> None:
+    """`mmla train --accelerate ...` runs accelerate's launcher: a failure is our line, not its traceback."""
+    import subprocess
+    import sys
+
+    a_file = tmp_path / "afile"
+    a_file.write_text("mine")
+    cmd = [sys.executable, "-m", "mmla.eval.cli", "train", "--accelerate", "single_gpu", "--tasks", "mosi",
+           "--output_dir", str(a_file)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if "error" in x.lower()]
+    assert lines == [
+        f"training/sft.py: error: --output_dir {a_file} is a file, not a folder. Choose a folder path",
+        "mmla train: error: training failed (exit code 1); the failing process printed its error above",
+    ], proc.stderr
+    assert a_file.read_text() == "mine"
