@@ -144,6 +144,8 @@ def _peek_model(args: argparse.Namespace) -> bool | None:
         from mmla.eval.adapters import adapter_class, resolve_model
 
         path, gguf_file = resolve_model(args.model, args.gguf_file)
+        if gguf_file:
+            return True  # transformers reads GGUF for text LMs only; parsing its metadata takes seconds
         config, _ = PretrainedConfig.get_config_dict(path, gguf_file=gguf_file)
     except Exception:  # load_model reports it in its own words
         return None
