@@ -76,6 +76,12 @@ def test_upstream_recipe_through_the_parser(tmp_path: Path) -> None:
     assert mmla.tasks == "mosi" and mmla.prompt_style == "upstream_sft"  # the fine-tuning files' prompt
 
 
+def test_prompt_style_is_checked_when_parsing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown prompt style 'upstream-sft'"):
+        parse_args(["--prompt_style", "upstream-sft", "--output_dir", str(tmp_path)])
+    assert parse_args(["--prompt_style", "mmla", "--output_dir", str(tmp_path)])[0].prompt_style == "paper"
+
+
 def test_training_options_are_never_abbreviated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--learning_rat"):  # was silently taken as --learning_rate
         parse_args(["--learning_rat", "0.1", "--output_dir", str(tmp_path)])

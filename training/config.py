@@ -211,4 +211,7 @@ def parse_args(argv: Sequence[str] | None = None):
         if unknown:
             raise ValueError(f"recipe {recipe!r} sets unknown arguments: {unknown[::2]}")
     mmla_args, sft_args, model_args = parser.parse_args_and_config(argv)
+    from mmla.eval.prompts import normalize_style
+
+    mmla_args.prompt_style = normalize_style(mmla_args.prompt_style)  # a typo fails here, not mid-way through data
     return mmla_args, sft_args, model_args
