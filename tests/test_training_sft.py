@@ -194,6 +194,18 @@ def test_resume_continues_from_last_checkpoint(sft_run: tuple[Path, dict], tiny_
     assert state["global_step"] == 6
     logged = [e["step"] for e in state["log_history"] if "loss" in e]
     assert logged == [2, 4, 6]  # step 2 from the first run, 4 and 6 from the resumed one
+    # The selection continued from the checkpoint's trainer state: same choice and adapter as the uninterrupted run.
+    import torch
+    from safetensors.torch import load_file
+
+    from mmla.loaders.files import output_kind
+
+    assert output_kind(out) == "mmla train"  # adopted (a run of a version without markers) and marked
+    first = json.loads((src / "run_config.json").read_text())["selected"]
+    again = json.loads((out / "run_config.json").read_text())["selected"]
+    assert again["step"] == first["step"] == state["best_global_step"]
+    a, b = load_file(str(src / "adapter_model.safetensors")), load_file(str(out / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         run(_args(tiny_lm, sample_release, tmp_path / "empty", *steps, "--resume", "true"))
 

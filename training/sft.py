@@ -1,18 +1,28 @@
 """LoRA SFT (one task) and instruction tuning (several tasks) on MMLA, in the style of TRL's ``sft.py``.
 
 ```bash
-accelerate launch --config_file training/recipes/accelerate/single_gpu.yaml training/sft.py \
+accelerate launch -q --config_file training/recipes/accelerate/single_gpu.yaml training/sft.py \
     --recipe paper/sft/mintrec/qwen2-0.5b --data /path/to/release --output_dir runs/mintrec-qwen2-0.5b
-accelerate launch training/sft.py --config my_run.yaml --learning_rate 2e-4        # CLI overrides the file
-mmla train --recipe paper/it/qwen2-7b --data ./mmla --output_dir runs/it               # same main, in-process
+accelerate launch -q training/sft.py --config my_run.yaml --learning_rate 2e-4    # CLI overrides the file
+mmla train --recipe paper/it/qwen2-7b --data ./mmla --output_dir runs/it           # same main, in-process
+mmla train --accelerate ddp --num-processes 4 --recipe ...                         # accelerate, one-line errors
+torchrun --nproc_per_node 2 training/sft.py ... --use_cpu true                     # CPU processes (gloo)
 ```
 
 Arguments are ``TrlParser`` over (:class:`~mmla.training.config.MMLAArguments`, ``SFTConfig``,
-``ModelConfig``); ``--recipe`` picks the paper's hyperparameters from ``recipes/paper.yaml`` as defaults.
-Outputs in ``output_dir``: the selected adapter (safetensors; the best by validation ACC when selection
-is on, also kept in ``best/``), ``training_args.json`` (+ TRL's ``training_args.bin``), ``run_config.json``,
-``validation_curve.json``/``.png``, ``results.json`` (the ``mmla eval`` format) and, with ``--merge``,
-``merged/``. Evaluate later with ``mmla eval --model <base> --adapter <output_dir>``.
+``ModelConfig``); ``--recipe`` picks a recipe table's hyperparameters as defaults; a ``--config`` YAML and
+the command line override them, and automatic choices (padding-free batches, Liger, length grouping,
+selection settings) apply only to fields neither of them set. Options are spelled out in full.
+
+Selection: at each evaluation every process scores its share of the validation split
+(:class:`~mmla.training.callbacks.MMLAAccuracyCallback`); ``eval_mmla_acc`` is the Trainer's
+``metric_for_best_model`` and ``load_best_model_at_end`` loads the best checkpoint at the end.
+
+Outputs in ``output_dir`` (claimed before the model loads and marked as an ``mmla train`` output): the
+selected adapter (safetensors), ``checkpoint-*``, ``training_args.json`` (+ TRL's ``training_args.bin``),
+``run_config.json`` (with the selected step), ``validation_curve.json``/``.png``, ``mmla_eval/step-*``,
+``results.json`` (the ``mmla eval`` format) and, with ``--merge``, ``merged/``. Evaluate later with
+``mmla eval --model <base> --adapter <output_dir>``.
 """
 
 from __future__ import annotations
@@ -98,7 +108,7 @@ def check_argv(argv: Sequence[str], parser: Any) -> None:
     """
     known = set(_option_dests(parser)) | {"--config"}
     for arg in argv:
-        if arg == "--" or not arg.startswith("-") or _is_number(arg):
+        if arg in ("-", "--") or not arg.startswith("-") or _is_number(arg):
             continue
         flag = arg.split("=", 1)[0]
         if flag in known:
