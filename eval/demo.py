@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     t0 = time.perf_counter()
-    release = write_sample_release(out / "data", per_class=args.per_class)
+    release = write_sample_release(out / "data", per_class=args.per_class, overwrite=True)  # a rerun regenerates it
     print(f"sample releases: {release} ({time.perf_counter() - t0:.1f} s)")
     adapter = load_model(device="cpu", dtype="float32")
     results = evaluate_tasks(

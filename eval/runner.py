@@ -37,6 +37,7 @@ from mmla.loaders.files import (
     write_text_atomic,
 )
 from mmla.loaders.tasks import DIMENSIONS, TaskSpec, get_task, resolve_tasks
+from mmla.loaders.video import FrameSample
 
 __all__ = [
     "EvalSettings",
@@ -296,14 +297,15 @@ def _check_context(adapter: ModelAdapter, task: TaskSpec, recs: list[_Record], s
         )
 
 
-def _frames(ds: Any, rec: _Record, task: TaskSpec, settings: EvalSettings) -> torch.Tensor:
+def _frames(ds: Any, rec: _Record, task: TaskSpec, settings: EvalSettings) -> FrameSample:
+    """Frames with their sampling metadata: processors that encode time (Qwen2.5-VL, Qwen3-VL) need the real fps."""
     from mmla.loaders.video import sample_frames
 
     try:
         video = ds[rec.index]["video"]
         if video is None:
             raise ValueError("no video")
-        return sample_frames(video, num_frames=settings.num_frames, fps=settings.fps)
+        return sample_frames(video, num_frames=settings.num_frames, fps=settings.fps, return_metadata=True)
     except Exception as err:
         raise _BadVideo(f"task {task.key}, sample {rec.id!r}: cannot decode its video ({err})") from err
 

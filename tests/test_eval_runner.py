@@ -193,7 +193,9 @@ def test_video_frames_are_sampled_and_bad_videos_named_or_skipped(tok, sample_re
     res = evaluate_tasks(ad, ["mustard"], {"mustard": ds}, "test", mode="rank", batch_size=2, num_frames=4,
                          output_dir=tmp_path / "ok", show_progress=False)  # fmt: skip
     clips = [c for batch in ad.seen for clips in batch for c in clips]
-    assert len(clips) == len(ds) and all(c.dtype == torch.uint8 and c.ndim == 4 and c.shape[0] == 4 for c in clips)
+    frames = [c.frames for c in clips]  # FrameSample: the frames and when they were taken (processors need the fps)
+    assert len(clips) == len(ds) and all(f.dtype == torch.uint8 and f.ndim == 4 and f.shape[0] == 4 for f in frames)
+    assert all(len(c.timestamps) == 4 and c.sampled_fps > 0 and c.duration > 0 for c in clips)
     assert res["text_only"] is False and res["settings"]["num_frames"] == 4
     with pytest.raises(RuntimeError, match=r"mustard.*sample .*cannot decode.*--skip-bad"):
         evaluate_tasks(ad, ["mustard"], {"mustard": bad}, "test", mode="rank", batch_size=2, num_frames=4,
