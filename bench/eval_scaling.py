@@ -301,11 +301,17 @@ def workloads(assets: Path, work: Path) -> dict[str, dict]:
     }  # fmt: skip
 
 
-def eval_command(w: dict, out: Path, n: int, args: argparse.Namespace, limit: int | None) -> list[str]:
+def eval_command(w: dict, out: Path, spec: str, args: argparse.Namespace, limit: int | None) -> list[str]:
+    """``spec``: ``"N"`` is ``mmla eval --num-processes N`` (what users type); ``"Nt"`` starts the same command
+    with ``torchrun --nproc_per_node N`` directly (no parent process: the lower bound of the relaunch)."""
     bs = args.vl_batch_size if w["kind"] == "vl" else args.batch_size
+    n = int(spec.rstrip("t"))
     cmd = [sys.executable, "-m", "mmla.eval.cli", "eval", "--model", str(w["model"]), "--tasks", w["tasks"],
-           "--data", str(w["data"]), "--split", w["split"], "--batch-size", str(bs), "--output", str(out),
-           "--num-processes", str(n)]  # fmt: skip
+           "--data", str(w["data"]), "--split", w["split"], "--batch-size", str(bs), "--output", str(out)]  # fmt: skip
+    if spec.endswith("t"):
+        cmd[1:3] = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), "-m", "mmla.eval.cli"]
+    else:
+        cmd += ["--num-processes", str(n)]
     if limit is not None:
         cmd += ["--limit", str(limit)]
     if args.tiny:
@@ -373,30 +379,44 @@ def _predictions(out: Path) -> dict[tuple[str, str], str]:
     return preds
 
 
-def run_one(w: dict, n: int, args: argparse.Namespace, work: Path, tag: str, limit: int | None = None) -> dict:
-    out = work / f"out_{tag}"
-    shutil.rmtree(out, ignore_errors=True)
-    trace = work / f"trace_{tag}.jsonl"
-    trace.unlink(missing_ok=True)
-    env = dict(os.environ, **{TRACE_ENV: str(trace)})
-    env["PYTHONPATH"] = os.pathsep.join([str(work / "site_hook"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = eval_command(w, out, n, args, limit)
-    log = work / f"log_{tag}.txt"
+def run_one(w: dict, spec: str, args: argparse.Namespace, work: Path, tag: str, limit: int | None = None) -> dict:
+    """One timed command. ``spec`` ``"1xK"``: K independent single-process runs at once, one per GPU, each over
+    all the data (a diagnostic: does a process score slower while the other GPU is busy, with no launcher?)."""
+    copies = int(spec.split("x")[1]) if "x" in spec else 1
+    procs, outs, traces, logs, cmds = [], [], [], [], []
     t0 = time.time()
-    with open(log, "wb") as fh:
-        proc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    for c in range(copies):
+        sub = f"{tag}_{c}" if copies > 1 else tag
+        out, trace, log = work / f"out_{sub}", work / f"trace_{sub}.jsonl", work / f"log_{sub}.txt"
+        shutil.rmtree(out, ignore_errors=True)
+        trace.unlink(missing_ok=True)
+        env = dict(os.environ, **{TRACE_ENV: str(trace)})
+        env["PYTHONPATH"] = os.pathsep.join([str(work / "site_hook"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        if copies > 1:
+            env["CUDA_VISIBLE_DEVICES"] = str(c)
+        cmd = eval_command(w, out, spec.split("x")[0], args, limit)
+        fh = open(log, "wb")  # noqa: SIM115 (closed below, after the process ends)
+        procs.append((subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT), fh))
+        outs.append(out), traces.append(trace), logs.append(log), cmds.append(cmd)
+    for proc, fh in procs:
+        proc.wait()
+        fh.close()
     wall = time.time() - t0
-    text = log.read_text(encoding="utf-8", errors="replace")
-    if proc.returncode != 0:
-        print(text[-6000:], file=sys.stderr)
-        raise SystemExit(f"{tag}: exit {proc.returncode}: {' '.join(cmd)}")
-    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    events = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines() if line.strip()]
+    runs = []
+    for (proc, _), out, trace, log, cmd in zip(procs, outs, traces, logs, cmds, strict=True):
+        if proc.returncode != 0:
+            print(log.read_text(encoding="utf-8", errors="replace")[-6000:], file=sys.stderr)
+            raise SystemExit(f"{tag}: exit {proc.returncode}: {' '.join(cmd)}")
+        res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        events = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines() if line.strip()]
+        runs.append((res, events, cmd, out))
+    res, events, cmd, out = runs[0]
     timing = res["timing"]
     samples = timing["samples_computed"]
     rec = {
         "tag": tag,
-        "num_processes": n,
+        "spec": spec,
+        "num_processes": timing["num_processes"],
         "command": " ".join(["python", *cmd[1:]]),
         "wall_s": round(wall, 2),
         "samples": samples,
@@ -407,6 +427,8 @@ def run_one(w: dict, n: int, args: argparse.Namespace, work: Path, tag: str, lim
         "overall": res["overall"],
         "phases": _phases(events, t0, wall),
     }
+    if copies > 1:
+        rec["copies"] = [{"timing": r[0]["timing"], "phases": _phases(r[1], t0, wall)} for r in runs]
     rec["_out"] = str(out)
     return rec
 
@@ -446,6 +468,29 @@ def _json_subprocess(cmd: list[str]) -> dict:
         print(proc.stdout[-3000:], proc.stderr[-6000:], file=sys.stderr)
         raise SystemExit(f"failed: {' '.join(cmd)}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _import_times() -> dict:
+    """Seconds of ``import mmla.eval.runner`` (what every process imports before it loads the model), by the
+    top-level packages it pulls in (``python -X importtime``, a fresh interpreter, files already cached)."""
+    out: dict = {}
+    for module in ("mmla.eval.cli", "mmla.eval.runner"):
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        wall = time.time() - t0
+        top: dict[str, float] = {}
+        for line in proc.stderr.splitlines():
+            if not line.startswith("import time:") or "|" not in line:
+                continue
+            _, cum, name = line.split("|")
+            if name.startswith("  ") or not cum.strip().isdigit():  # nested: counted in its parent
+                continue
+            root = name.strip().split(".")[0]
+            top[root] = top.get(root, 0.0) + int(cum) / 1e6
+        big = dict(sorted(((k, round(v, 2)) for k, v in top.items() if v >= 0.1), key=lambda kv: -kv[1]))
+        out[module] = {"wall_s": round(wall, 2), "top_level_s": big}
+    return out
 
 
 def build(args: argparse.Namespace) -> int:
@@ -524,7 +569,7 @@ def run(args: argparse.Namespace) -> int:
     write_hook(work)
     ws = workloads(assets, work)
     names = args.workloads.split(",")
-    nprocs = [int(x) for x in args.nprocs.split(",")]
+    nprocs = args.nprocs.split(",")
     report: dict = {"workloads": {}, "args": {k: v for k, v in vars(args).items() if k != "func"}}
     report.update(_environment())  # without touching the GPU: this process holds no CUDA context during the runs
     dest = args.json or (os.path.join(os.environ["OUT"], f"eval_scaling_{'_'.join(names)}.json") if os.environ.get("OUT") else None)  # fmt: skip
@@ -564,6 +609,7 @@ def run(args: argparse.Namespace) -> int:
             order = nprocs if r % 2 == 0 else nprocs[::-1]  # alternate the order: no side always goes first
             for n in order:
                 rec = run_one(w, n, args, work, f"{name}_n{n}_r{r}", limit=args.limit)
+                n = rec["spec"]
                 rec["repeat"] = r
                 entry["runs"].append(rec)
                 report["workloads"][name] = entry
@@ -571,10 +617,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"[{time.time() - t_all:6.1f}s] {name} N={n} r{r}: wall {rec['wall_s']} s, runner "
                       f"{rec['runner_s']} s ({rec['runner_samples_per_s']}/s)", flush=True)  # fmt: skip
         # Agreement of N > 1 with N = 1 (same repeat): the split must not change the answers.
-        base = {r["repeat"]: r for r in entry["runs"] if r["num_processes"] == nprocs[0]}
+        base = {r["repeat"]: r for r in entry["runs"] if r["spec"] == nprocs[0]}
         for rec in entry["runs"]:
-            b = base[rec["repeat"]]
-            if rec is not b:
+            b = base.get(rec["repeat"])
+            if b is not None and rec is not b and "copies" not in rec:
                 p1, p2 = _predictions(Path(b["_out"])), _predictions(Path(rec["_out"]))
                 same = sum(p1.get(k) == v for k, v in p2.items())
                 rec["same_raw_answer_as_n1"] = round(same / max(1, len(p1)), 4)
@@ -590,6 +636,8 @@ def run(args: argparse.Namespace) -> int:
             cmd = [sys.executable, __file__, "probe", "--model", str(model), *(["--tiny"] if args.tiny else [])]
             report.setdefault("probe", {})[kind] = _json_subprocess(cmd)
             print(f"[{time.time() - t_all:6.1f}s] probe {kind}: {report['probe'][kind]}", flush=True)
+        report["import_times"] = _import_times()
+        print(f"[{time.time() - t_all:6.1f}s] imports: {report['import_times']}", flush=True)
     report["total_s"] = round(time.time() - t_all, 1)
     save()
     if dest:
@@ -620,7 +668,7 @@ def table(report: dict) -> str:
                 return f"{max(vals):.1f}" if vals else "-"
 
             lines.append(
-                f"| {name} | {r['num_processes']} | {r['repeat']} | {r['samples']} | {r['wall_s']:.1f} | "
+                f"| {name} | {r['spec']} | {r['repeat']} | {r['samples']} | {r['wall_s']:.1f} | "
                 f"{r['wall_samples_per_s']:.1f} | {r.get('wall_speedup', 1.0):.2f} | {r['runner_s']:.1f} | "
                 f"{r['runner_samples_per_s']:.1f} | {r.get('runner_speedup', 1.0):.2f} | "
                 f"{ph.get('workers_started_at', 0):.1f} | {mx('load_model_s')} | {mx('data_s')} | {mx('score_s')} | "
