@@ -596,7 +596,7 @@ def run(args: argparse.Namespace) -> int:
                  str(w["model"]), *(["--tiny"] if args.tiny else [])])  # fmt: skip
             print(f"[{time.time() - t_all:6.1f}s] model {w['kind']}: {built[w['kind']]}", flush=True)
             # Warm-up: one short run pulls the weights into the page cache and builds the datasets cache.
-            warm = run_one(w, 1, args, work, f"{name}_warm", limit=args.warm_limit)
+            warm = run_one(w, "1", args, work, f"{name}_warm", limit=args.warm_limit)
             entry["warmup"] = {k: warm[k] for k in ("wall_s", "samples", "phases")}
         else:  # same model already warm: only the datasets cache of this workload's data
             t0 = time.time()
