@@ -100,7 +100,7 @@ def install_trace(path: str) -> None:
         wrap(mod, "load_model", "load_model")
 
     def patch_runner(mod: object) -> None:
-        wrap(mod, "_run_pending", "score", count_arg=1)
+        wrap(mod, "score_samples", "score", count_arg=1)
         if hasattr(mod, "load_eval_data"):
             wrap(mod, "load_eval_data", "load_data")
         orig = mod.evaluate_tasks
@@ -470,9 +470,14 @@ def _json_subprocess(cmd: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+PACKAGES = ("torch", "transformers", "datasets", "accelerate", "evaluate", "sklearn", "scipy", "pandas", "pyarrow",
+            "jax", "huggingface_hub", "tokenizers", "safetensors", "numpy", "mmla.eval.adapters", "mmla.eval.metrics",
+            "mmla.loaders.load", "mmla.eval.report", "transformers.modeling_utils")  # fmt: skip
+
+
 def _import_times() -> dict:
-    """Seconds of ``import mmla.eval.runner`` (what every process imports before it loads the model), by the
-    top-level packages it pulls in (``python -X importtime``, a fresh interpreter, files already cached)."""
+    """Seconds of ``import mmla.eval.runner`` (what every process imports before it loads the model): the
+    inclusive time of the first import of each of ``PACKAGES`` (``python -X importtime``, a fresh interpreter)."""
     out: dict = {}
     for module in ("mmla.eval.cli", "mmla.eval.runner"):
         t0 = time.time()
@@ -481,15 +486,13 @@ def _import_times() -> dict:
         wall = time.time() - t0
         top: dict[str, float] = {}
         for line in proc.stderr.splitlines():
-            if not line.startswith("import time:") or "|" not in line:
+            if not line.startswith("import time:") or line.count("|") != 2:
                 continue
             _, cum, name = line.split("|")
-            if name.startswith("  ") or not cum.strip().isdigit():  # nested: counted in its parent
-                continue
-            root = name.strip().split(".")[0]
-            top[root] = top.get(root, 0.0) + int(cum) / 1e6
-        big = dict(sorted(((k, round(v, 2)) for k, v in top.items() if v >= 0.1), key=lambda kv: -kv[1]))
-        out[module] = {"wall_s": round(wall, 2), "top_level_s": big}
+            if name.strip() in PACKAGES and cum.strip().isdigit():  # each module is imported (listed) once
+                top[name.strip()] = round(int(cum) / 1e6, 2)
+        big = dict(sorted(top.items(), key=lambda kv: -kv[1]))
+        out[module] = {"wall_s": round(wall, 2), "first_import_s": big}
     return out
 
 
