@@ -100,7 +100,10 @@ def install_trace(path: str) -> None:
         wrap(mod, "load_model", "load_model")
 
     def patch_runner(mod: object) -> None:
-        wrap(mod, "score_samples", "score", count_arg=1)
+        # The scoring loop: ``_run_pending`` (or ``score_samples``, its name in a refactor under way).
+        for name in ("score_samples", "_run_pending"):
+            if hasattr(mod, name):
+                wrap(mod, name, "score", count_arg=1)
         if hasattr(mod, "load_eval_data"):
             wrap(mod, "load_eval_data", "load_data")
         orig = mod.evaluate_tasks
