@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmla", description="Multimodal language analysis with LLMs (MMLA).", allow_abbrev=False
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Subcommand parsers are HfArgumentParsers (as in TRL's CLI): a subcommand may declare its options as dataclasses.
+    from transformers import HfArgumentParser
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=HfArgumentParser)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -53,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.cli_argv = argv  # as typed: a launcher runs the same command line in each process
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,61 @@ def test_utterance_longer_than_the_context_is_one_line(model_dir: Path, tmp_path
     assert main(argv) == 1
     _one_line_error(capsys, "task mosi", "'m1'", "context of 1024 tokens")
     assert not (tmp_path / "out" / "predictions").exists()
+
+
+# ------------------------------------------------------------------ EvalArguments (HfArgumentParser)
+def _parse_eval(argv: list[str]):
+    from mmla.eval.cli import build_parser
+    from mmla.eval.commands import eval_arguments
+
+    return eval_arguments(build_parser().parse_args(["eval", *argv]))
+
+
+def test_dashed_and_underscored_options_parse_alike() -> None:
+    dashed = ["--batch-size", "3", "--max-new-tokens", "4", "--output", "o", "--text-only", "--prompt-style", "paper",
+              "--upstream-labels", "--parse-mode", "upstream", "--num-frames", "2", "--no-chat-template",
+              "--trust-remote-code", "--num-processes", "2"]  # fmt: skip
+    under = ["--batch_size", "3", "--max_new_tokens", "4", "--output_dir", "o", "--text_only", "--prompt_style",
+             "paper", "--upstream_labels", "--parse_mode", "upstream", "--num_frames", "2", "--no_chat_template",
+             "--trust_remote_code", "--num_processes", "2"]  # fmt: skip
+    a, b = _parse_eval(dashed), _parse_eval(under)
+    assert a == b
+    ev, model, cmd = a
+    assert (ev.batch_size, ev.output_dir, ev.text_only, ev.label_set, ev.num_frames) == (3, "o", True, "upstream", 2)
+    assert (model.no_chat_template, model.trust_remote_code, cmd.num_processes) == (True, True, 2)
+
+
+def test_eval_arguments_defaults_are_the_runners() -> None:
+    """Defaults of the command equal evaluate_tasks' own, and every runner keyword is one it takes."""
+    import inspect
+
+    from mmla.eval.arguments import EvalArguments
+    from mmla.eval.runner import evaluate_tasks
+
+    ev, model, cmd = _parse_eval([])
+    assert ev == EvalArguments() and model.model is None and cmd.num_processes == 1 and not cmd.plots
+    params = inspect.signature(evaluate_tasks).parameters
+    kwargs = ev.runner_kwargs()
+    assert set(kwargs) <= set(params)
+    differ = {
+        k for k, v in kwargs.items() if params[k].default is not inspect.Parameter.empty and v != params[k].default
+    }
+    assert differ == set()
+    assert kwargs["text_only"] is None and EvalArguments(text_only=True).runner_kwargs()["text_only"] is True
+    assert EvalArguments(fps=2.0).video_kwargs() == {"fps": 2.0} and ev.video_kwargs() == {"num_frames": 8}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "--batch-size must be >= 1 (got 0)"),
+        ({"limit": 0}, "omit --limit"),
+        ({"fps": 0.0}, "--fps must be > 0"),
+        ({"num_frames": 0}, "--num-frames must be >= 1"),
+    ],
+)
+def test_eval_arguments_refuse_bad_values_in_code_too(kwargs: dict, message: str) -> None:
+    from mmla.eval.arguments import EvalArguments
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        EvalArguments(**kwargs)

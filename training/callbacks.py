@@ -25,6 +25,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from mmla.eval.results import RunResults
 from mmla.loaders.files import read_json, save_figure_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class MMLAAccuracyCallback(TrainerCallback):
     """The Trainer (set by ``build_trainer``): its wrapped model and accelerator for generation, its ``log``."""
     curve: list[dict[str, Any]] = field(default_factory=list)
     results: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
-    """Results dict of each evaluation of this process' run, by step."""
+    """The results.json body (``RunResults.to_json()``) of each evaluation of this process' run, by step."""
 
     def __post_init__(self) -> None:
         # Resume: pick up the curve written before the run was killed (points past the checkpoint are redone).
@@ -128,34 +129,40 @@ class MMLAAccuracyCallback(TrainerCallback):
     def score(
         self, model: Any, step: int, *, args: TrainingArguments | None = None, output_dir: Path | None = None
     ) -> dict[str, Any]:
-        """Run the eval runner on the live model (collective: every process calls it); the ``mmla eval`` dict.
+        """:meth:`score_run` as the results.json body (``RunResults.to_json()``), which training extends and writes."""
+        return self.score_run(model, step, args=args, output_dir=output_dir).to_json()
+
+    def score_run(
+        self, model: Any, step: int, *, args: TrainingArguments | None = None, output_dir: Path | None = None
+    ) -> RunResults:
+        """Run the eval runner on the live model (collective: every process calls it); its ``RunResults``.
 
         Output in ``output_dir`` (default ``mmla_eval/step-<step>``).
         """
         from mmla.eval.adapters import adapter_for
+        from mmla.eval.arguments import EvalArguments
         from mmla.eval.runner import evaluate_tasks
 
+        # The arguments of `mmla eval`, built here from the training run's settings.
+        eval_args = EvalArguments(
+            tasks=",".join(self.tasks),
+            data=self.data,
+            split=self.split,
+            mode=self.mode,
+            batch_size=self.batch_size,
+            limit=self.limit,
+            output_dir=str(output_dir if output_dir is not None else self.eval_dir(step)),
+            text_only=self.text_only,
+            prompt_style=self.prompt_style,
+            **({} if self.text_only else self.video_kwargs),
+        )
+        kwargs = {**eval_args.runner_kwargs(), "text_only": self.text_only, **self.eval_kwargs}
         with self._generation_model(model, args) as gen_model:
             adapter = adapter_for(gen_model, self.processing_class, video_kwargs=dict(self.video_kwargs))
             was_training = gen_model.training
             gen_model.eval()
             try:
-                return evaluate_tasks(
-                    adapter,
-                    self.tasks,
-                    data=self.data,
-                    split=self.split,
-                    mode=self.mode,
-                    batch_size=self.batch_size,
-                    limit=self.limit,
-                    output_dir=output_dir if output_dir is not None else self.eval_dir(step),
-                    text_only=self.text_only,
-                    prompt_style=self.prompt_style,
-                    method=self.method,
-                    show_progress=False,
-                    **({} if self.text_only else self.video_kwargs),
-                    **self.eval_kwargs,
-                )
+                return evaluate_tasks(adapter, **kwargs, method=self.method, show_progress=False)
             finally:
                 if was_training:
                     gen_model.train()
@@ -172,10 +179,10 @@ class MMLAAccuracyCallback(TrainerCallback):
         if model is None:
             return
         step = state.global_step
-        results = self.score(model, step, args=args)  # every process: its shard, then gathered
-        self.results[step] = results
-        acc = float(results["overall"]["acc"])
-        per_task = {k: v["metrics"].get("acc") for k, v in results["tasks"].items()}
+        run = self.score_run(model, step, args=args)  # every process: its shard, then gathered
+        self.results[step] = run.to_json()
+        acc = run.overall.acc
+        per_task = {k: t.metrics.get("acc") for k, t in run.tasks.items()}
         logs: dict[str, float] = {METRIC: acc}
         if len(per_task) > 1:
             logs.update({f"{METRIC}_{k}": float(v) for k, v in per_task.items() if v is not None})
