@@ -1,38 +1,36 @@
-"""Dataset cards for folders built by ``mmla data build`` (Parquet shards per config and split).
+"""Dataset cards for folders built by ``mmla data build``: the card body, on top of the YAML build wrote.
 
-The YAML is what the Hub and ``datasets`` read: ``configs`` (data files per split) and
-``dataset_info`` (features with the ``ClassLabel`` names, split sizes) are written by
-``datasets``' own serializers, so ``load_dataset(folder)`` and ``load_dataset("org/name")``
-see exactly the layout that was built. Licenses come from the registry (``TaskSpec.license``):
-the Hub id, or ``other`` with the owners' slug and terms URL, and the body states each corpus'
-terms and whether MMLA redistributes its video.
+:mod:`mmla.loaders.build` writes what ``datasets`` and the Hub read (``configs``, ``dataset_info`` with the
+``ClassLabel`` names and split sizes, the license fields) and records it, with the statistics of what it
+wrote (label counts, embedded clips, shard files), in ``.mmla-build.json``. This module reads that record
+(not README.md, which it replaces), keeps the YAML as it is, adds the descriptive metadata (name, languages,
+task categories, tags) and writes the body: each corpus' terms from the registry (``TaskSpec.license``),
+whether MMLA redistributes its video, its labels and statistics. The Parquet shards are not read.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-from datasets import ClassLabel, DatasetInfo, Features, SplitDict, SplitInfo
+from datasets import Features
 from datasets.info import DatasetInfosDict
-from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from mmla.hub_cards.results import check_name, check_repo_id
+from mmla.loaders.build import BUILD_INFO, BUILD_KIND, read_build
 from mmla.loaders.files import write_text_atomic
-from mmla.loaders.tasks import MMLA_CITATION, MMLA_HUB_REPO, TASKS, License, TaskSpec, get_task
+from mmla.loaders.tasks import MMLA_CITATION, MMLA_HUB_REPO, TaskSpec, get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
 SPLIT_ORDER = ("train", "validation", "test")
 MMLA_TAG = "mmla"
 """Tag on every card this package writes; pushes use it to tell our repos from foreign ones."""
-PER_CORPUS_LICENSE = "mmla-per-corpus-terms"
-"""``license_name`` of a multi-corpus card whose corpora have several custom terms (listed in the card body)."""
+BUILD_METADATA = ("configs", "dataset_info", "license", "license_name", "license_link")
+"""The YAML keys ``mmla data build`` owns; the card copies them unchanged."""
 REDISTRIBUTION_TEXT = {
     "open": "granted by the license.",
     "unclear": "not settled: the owners publish no license file. Check their terms before you share this data.",
@@ -60,6 +58,10 @@ class ConfigStats:
     splits: dict[str, SplitStats]
     data_files: dict[str, str]
     """split -> glob relative to the folder root (``mintrec/train-*``)."""
+    layout: str | None = None
+    """The source layout it was built from (``mmla_release``, ``llamafactory``, ...)."""
+    skipped: int = 0
+    """Bad rows left out with ``--skip-bad`` (listed in ``skipped.jsonl``)."""
 
     @property
     def has_video(self) -> bool:
@@ -70,108 +72,92 @@ class ConfigStats:
         return sum(s.num_examples for s in self.splits.values())
 
 
-def _split_of(rel: Path) -> tuple[str, str, str] | None:
-    """(config dir, split, data_files glob) for a shard path, following datasets' naming conventions."""
-    parts = rel.parts
-    stem_split = rel.name.split("-", 1)[0].split(".", 1)[0]
-    if len(parts) >= 2 and parts[-2] in SPLIT_ORDER:  # <config>/<split>/*.parquet
-        config_dir = "/".join(parts[:-2])
-        prefix = f"{config_dir}/" if config_dir else ""
-        return config_dir, parts[-2], f"{prefix}{parts[-2]}/*.parquet"
-    if stem_split in SPLIT_ORDER:  # <config>/<split>-00000-of-00001.parquet
-        config_dir = "/".join(parts[:-1])
-        prefix = f"{config_dir}/" if config_dir else ""
-        return config_dir, stem_split, f"{prefix}{stem_split}-*"
-    return None
+@dataclass(frozen=True)
+class BuiltDataset(Mapping[str, ConfigStats]):
+    """A folder written by ``mmla data build``: its configs (a mapping, in the build's order) and its YAML."""
+
+    folder: Path
+    configs: dict[str, ConfigStats]
+    metadata: dict[str, Any]
+    """The YAML keys build wrote (:data:`BUILD_METADATA`)."""
+
+    def __getitem__(self, name: str) -> ConfigStats:
+        return self.configs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.configs)
+
+    def __len__(self) -> int:
+        return len(self.configs)
 
 
-def _task_of(config_dir: str, first_file: Path) -> TaskSpec:
-    table = pq.read_table(first_file, columns=None).slice(0, 1)
-    if "task" in table.column_names and table.num_rows:
-        return get_task(str(table.column("task")[0].as_py()))
-    name = Path(config_dir).name
-    if name in TASKS:
-        return TASKS[name]
-    raise ValueError(
-        f"{first_file}: cannot tell which MMLA task this shard belongs to (no `task` column and folder "
-        f"{config_dir!r} is not a task key). Rebuild it with `mmla data build`."
+def _rebuild(root: Path, what: str) -> ValueError:
+    return ValueError(f"{root}: {what}; build it (again) with `mmla data build`")
+
+
+def _config_stats(root: Path, entry: dict[str, Any], info: Any, stats: dict[str, Any]) -> ConfigStats:
+    name = entry["config_name"]
+    try:
+        task = get_task(str(stats["task"]))
+        data_files = {f["split"]: f["path"] for f in entry["data_files"]}
+        splits = {
+            split: SplitStats(
+                num_examples=info.splits[split].num_examples,
+                num_bytes=info.splits[split].num_bytes,
+                files=[str(f) for f in s["files"]],
+                label_counts={str(k): int(v) for k, v in s["labels"].items()},
+                num_videos=s.get("num_videos"),
+            )
+            for split, s in sorted(stats["splits"].items(), key=lambda kv: SPLIT_ORDER.index(kv[0]))
+        }
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise _rebuild(root, f"config {name!r} is incomplete in {BUILD_INFO} ({err!r})") from None
+    if set(splits) != set(data_files):
+        raise _rebuild(
+            root, f"config {name!r} lists splits {sorted(data_files)} but has statistics for {sorted(splits)}"
+        )
+    return ConfigStats(
+        config_name=name,
+        task=task,
+        features=info.features,
+        splits=splits,
+        data_files=data_files,
+        layout=stats.get("layout"),
+        skipped=int(stats.get("skipped") or 0),
     )
 
 
-def _video_count(files: list[Path]) -> int | None:
-    """Embedded videos, from Parquet column statistics (no bytes are read)."""
-    total = 0
-    for file in files:
-        meta = pq.ParquetFile(file).metadata
-        idx = next(
-            (i for i in range(meta.num_columns) if meta.row_group(0).column(i).path_in_schema == "video.bytes"), None
-        )
-        if idx is None:
-            return None
-        for g in range(meta.num_row_groups):
-            col = meta.row_group(g).column(idx)
-            stats = col.statistics
-            if stats is None or not stats.has_null_count:
-                return None
-            total += meta.row_group(g).num_rows - stats.null_count
-    return total
+def scan_built_dataset(folder: str | os.PathLike[str]) -> BuiltDataset:
+    """Read what ``mmla data build`` recorded in ``folder`` (``.mmla-build.json``: its YAML and statistics).
 
-
-def scan_built_dataset(folder: str | os.PathLike[str]) -> dict[str, ConfigStats]:
-    """Find the configs, splits, features and label counts of a built dataset folder."""
+    The shard files are checked against the list build wrote: a missing one, or a Parquet file build did not
+    write (which a ``<split>-*`` glob might load), is an error.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder; pass the output folder of `mmla data build`")
-    groups: dict[str, dict[str, tuple[str, list[Path]]]] = {}
+    meta, stats = read_build(root)
+    if not meta.get("configs") or not stats:
+        raise _rebuild(root, f"no {BUILD_INFO} (or no configs in it): not written by `{BUILD_KIND}`")
+    infos = DatasetInfosDict.from_dataset_card_data(meta) if meta.get("dataset_info") else {}
+    configs: dict[str, ConfigStats] = {}
+    for entry in meta["configs"]:
+        name = entry.get("config_name")
+        if name not in stats or name not in infos:
+            raise _rebuild(root, f"config {name!r} has no dataset_info or no statistics in {BUILD_INFO}")
+        configs[name] = _config_stats(root, entry, infos[name], stats[name])
+    listed = {f for c in configs.values() for s in c.splits.values() for f in s.files}
     for file in sorted(root.rglob("*.parquet")):
         rel = file.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        found = _split_of(rel)
-        if found is None:
+        if not any(part.startswith(".") for part in rel.parts) and rel.as_posix() not in listed:
             raise ValueError(
-                f"{file}: shard name does not start with a split name ({', '.join(SPLIT_ORDER)}); "
-                "expected <config>/<split>-NNNNN-of-NNNNN.parquet as `mmla data build` writes"
+                f"{file}: not a shard of this build ({BUILD_INFO} does not list it; shard names start with a split "
+                f"name: {', '.join(SPLIT_ORDER)}). Remove it, or build the folder again with `mmla data build`"
             )
-        config_dir, split, pattern = found
-        groups.setdefault(config_dir, {}).setdefault(split, (pattern, []))[1].append(file)
-    if not groups:
-        raise ValueError(f"{root}: no Parquet shards found; build the dataset first with `mmla data build`")
-    out: dict[str, ConfigStats] = {}
-    for config_dir, splits in groups.items():
-        first = next(iter(splits.values()))[1][0]
-        task = _task_of(config_dir, first)
-        config_name = Path(config_dir).name if config_dir and config_dir != "data" else "default"
-        if config_name in out:
-            raise ValueError(f"{root}: two shard folders map to config {config_name!r}; keep one folder per task")
-        features = Features.from_arrow_schema(pq.read_schema(first))
-        if "label" in features and not isinstance(features["label"], ClassLabel):
-            features["label"] = ClassLabel(names=list(task.labels))
-        split_stats: dict[str, SplitStats] = {}
-        for split in sorted(splits, key=lambda s: SPLIT_ORDER.index(s)):
-            pattern, files = splits[split]
-            metas = [pq.ParquetFile(f).metadata for f in files]
-            counts: Counter[str] = Counter()
-            if "label" in features:
-                names = features["label"].names
-                for f in files:
-                    for value in pq.read_table(f, columns=["label"]).column("label").to_pylist():
-                        counts[names[value] if isinstance(value, int) else str(value)] += 1
-            split_stats[split] = SplitStats(
-                num_examples=sum(m.num_rows for m in metas),
-                num_bytes=sum(m.row_group(g).total_byte_size for m in metas for g in range(m.num_row_groups)),
-                files=[f.relative_to(root).as_posix() for f in files],
-                label_counts=dict(counts),
-                num_videos=_video_count(files) if "video" in features else None,
-            )
-        out[config_name] = ConfigStats(
-            config_name=config_name,
-            task=task,
-            features=features,
-            splits=split_stats,
-            data_files={s: splits[s][0] for s in split_stats},
-        )
-    return dict(sorted(out.items(), key=lambda kv: list(TASKS).index(kv[1].task.key)))
+    missing = sorted(f for f in listed if not (root / f).is_file())
+    if missing:
+        raise _rebuild(root, f"{missing[0]} is listed in {BUILD_INFO} but missing")
+    return BuiltDataset(root, configs, {k: meta[k] for k in BUILD_METADATA if k in meta})
 
 
 def size_category(n: int) -> str:
@@ -182,29 +168,11 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def license_label(lic: License) -> str:
-    """``mit`` / ``other (mintrec-research)``: the id a reader looks up on the Hub."""
-    return f"other ({lic.name})" if lic.hub_id == "other" else lic.hub_id
-
-
-def license_metadata(tasks: list[TaskSpec]) -> dict[str, Any]:
-    """The card's ``license`` (one id, or a list for several corpora) and, for ``other``, its name and link."""
-    licenses = list(dict.fromkeys(t.license for t in tasks))
-    ids = list(dict.fromkeys(lic.hub_id for lic in licenses))
-    meta: dict[str, Any] = {"license": ids[0] if len(ids) == 1 else ids}
-    custom = [lic for lic in licenses if lic.hub_id == "other"]
-    if len({(lic.name, lic.url) for lic in custom}) == 1:
-        meta["license_name"], meta["license_link"] = custom[0].name, custom[0].url
-    elif custom:  # several custom terms: the card body lists each corpus' terms
-        meta["license_name"], meta["license_link"] = PER_CORPUS_LICENSE, "README.md"
-    return {k: v for k, v in meta.items() if v is not None}
-
-
 def _license_text(task: TaskSpec) -> str:
     lic = task.license
     link = f" ([terms]({lic.url}))" if lic.url else ""
     return (
-        f"- **License:** `{license_label(lic)}`{link}. {lic.terms.rstrip('.')}.\n"
+        f"- **License:** `{lic.display}`{link}. {lic.terms.rstrip('.')}.\n"
         f"- **Redistribution:** {REDISTRIBUTION_TEXT.get(lic.redistribution, lic.redistribution)}\n"
         f"- **Video in the MMLA release:** "
         + (
@@ -221,7 +189,7 @@ def _license_table(tasks: list[TaskSpec]) -> str:
         lic = t.license
         terms = f"[{lic.url}]({lic.url})" if lic.url else "—"
         video = "yes" if t.video.redistributable else "no"
-        lines.append(f"| {t.dataset} | `{license_label(lic)}` | {lic.redistribution} | {video} | {terms} |")
+        lines.append(f"| {t.dataset} | `{lic.display}` | {lic.redistribution} | {video} | {terms} |")
     return "\n".join(lines)
 
 
@@ -267,13 +235,24 @@ def _video_text(stats: ConfigStats) -> str:
     return "".join(lines)
 
 
+def _built_from(stats: ConfigStats) -> str:
+    text = f"a `{stats.layout}` source" if stats.layout else "an MMLA source"
+    if stats.skipped:
+        text += f"; {stats.skipped} bad rows were skipped (listed in `skipped.jsonl` of the build)"
+    return text
+
+
 def dataset_card(
-    stats: Mapping[str, ConfigStats],
+    stats: BuiltDataset,
     *,
     repo_id: str | None = None,
     pretty_name: str | None = None,
 ) -> DatasetCard:
-    """Build the card of a built dataset (one config per task) from :func:`scan_built_dataset`'s stats."""
+    """The card of a built dataset (one config per task), from :func:`scan_built_dataset`'s result.
+
+    The YAML build wrote (configs, dataset_info, license) is kept as it is; the descriptive metadata and
+    the body are added here.
+    """
     if not stats:
         raise ValueError("no configs to describe; pass the stats of a built dataset folder")
     if repo_id is not None:
@@ -286,68 +265,35 @@ def dataset_card(
     if repo_id is None:
         repo_id = f"mmla/{tasks[0].key}" if single else "mmla/mmla"
     has_video = any(c.has_video for c in configs)
-    total = sum(c.num_examples for c in configs)
     if pretty_name is None:
         pretty_name = f"{tasks[0].dataset} (MMLA)" if single else "MMLA: multimodal language analysis"
-    task_ids = ["multi-class-classification"]
-    if any(t.dimension == "intent" for t in tasks):
-        task_ids.append("intent-classification")
-    if any(t.dimension == "sentiment" for t in tasks):
-        task_ids.append("sentiment-classification")
     card_data = DatasetCardData(
         pretty_name=pretty_name,
-        **license_metadata(tasks),
         language=sorted({t.language for t in tasks}),
         task_categories=(["video-classification"] if has_video else []) + ["text-classification"],
-        task_ids=task_ids,
-        size_categories=[size_category(total)],
+        task_ids=list(dict.fromkeys(i for t in tasks for i in t.hub_task_ids)),
+        size_categories=[size_category(sum(c.num_examples for c in configs))],
         source_datasets=["original"],
         tags=[MMLA_TAG, "multimodal", "conversation", *sorted({t.dimension.replace("_", "-") for t in tasks})],
+        **stats.metadata,
     )
-    MetadataConfigs(
+    sections = [
         {
-            c.config_name: {
-                "data_files": [{"split": s, "path": p} for s, p in c.data_files.items()],
-                **({"default": True} if i == 0 and not single and c.config_name != "default" else {}),
-            }
-            for i, c in enumerate(configs)
+            "config": c.config_name,
+            "task": c.task,
+            "has_video": c.has_video,
+            "dimension": c.task.dimension_text,
+            "sizes": ", ".join(f"{s}: {st.num_examples}" for s, st in c.splits.items()),
+            "paper_sizes": ", ".join(f"{s}: {n:,}" for s, n in c.task.splits.items()),
+            "built_from": _built_from(c),
+            "labels_table": _label_table(c),
+            "video": _video_text(c),
+            "license": _license_text(c.task),
+            "features": ", ".join(f"`{name}`" for name in c.features),
+            "load_args": f'"{repo_id}"' + ("" if single else f', "{c.config_name}"'),
         }
-    ).to_dataset_card_data(card_data)
-    DatasetInfosDict(
-        {
-            c.config_name: DatasetInfo(
-                features=c.features,
-                splits=SplitDict(
-                    {
-                        s: SplitInfo(name=s, num_bytes=st.num_bytes, num_examples=st.num_examples)
-                        for s, st in c.splits.items()
-                    }
-                ),
-                dataset_size=sum(st.num_bytes for st in c.splits.values()),
-            )
-            for c in configs
-        }
-    ).to_dataset_card_data(card_data)
-    sections: list[dict[str, Any]] = []
-    for c in configs:
-        t = c.task
-        sizes = ", ".join(f"{s}: {st.num_examples}" for s, st in c.splits.items())
-        sections.append(
-            {
-                "config": c.config_name,
-                "task": t,
-                "has_video": c.has_video,
-                "dimension": t.dimension_text,
-                "sizes": sizes,
-                "paper_sizes": ", ".join(f"{s}: {n:,}" for s, n in t.splits.items()),
-                "labels_table": _label_table(c),
-                "video": _video_text(c),
-                "license": _license_text(t),
-                "features": ", ".join(f"`{name}`" for name in c.features),
-                "load_args": f'"{repo_id}"' + ("" if single else f', "{c.config_name}"'),
-            }
-        )
-    citations = [MMLA_CITATION, *dict.fromkeys(t.citation for t in tasks)]
+        for c in configs
+    ]
     return DatasetCard.from_template(
         card_data,
         template_path=str(TEMPLATES / "dataset_card.md"),
@@ -355,7 +301,7 @@ def dataset_card(
         repo_id=repo_id,
         sections=sections,
         single=single,
-        citations=citations,
+        citations=[MMLA_CITATION, *dict.fromkeys(t.citation for t in tasks)],
         mmla_repo=MMLA_HUB_REPO,
         license_table=_license_table(tasks),
     )
@@ -368,7 +314,7 @@ def write_dataset_card(
     repo_id: str | None = None,
     pretty_name: str | None = None,
 ) -> Path:
-    """Scan a built folder and write its card atomically (to ``out``, default ``folder/README.md``)."""
+    """Read a built folder and write its card atomically (to ``out``, default ``folder/README.md``)."""
     root = Path(folder)
     card = dataset_card(scan_built_dataset(root), repo_id=repo_id, pretty_name=pretty_name)
     return write_text_atomic(Path(out) if out is not None else root / "README.md", str(card))

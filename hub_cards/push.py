@@ -44,7 +44,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.utils import httpx as hf_httpx
 
-from mmla.hub_cards.dataset_card import MMLA_TAG, ConfigStats, dataset_card, license_label, scan_built_dataset
+from mmla.hub_cards.dataset_card import MMLA_TAG, ConfigStats, dataset_card, scan_built_dataset
 from mmla.hub_cards.model_card import eval_result_files, merge_results, model_card
 from mmla.hub_cards.results import RESULTS_FILENAME, RunResults, check_repo_id, load_results
 
@@ -413,7 +413,7 @@ def publish_concerns(stats: Mapping[str, ConfigStats]) -> list[str]:
         where = f"terms: {lic.url}" if lic.url else "no published terms"
         if lic.redistribution != "open":
             concerns.append(
-                f"{task.dataset} (config {config.config_name}) is {license_label(lic)}, redistribution {lic.redistribution}: "
+                f"{task.dataset} (config {config.config_name}) is {lic.display}, redistribution {lic.redistribution}: "
                 f"{lic.terms.rstrip('.')} ({where})"
             )
         videos = sum(s.num_videos or 0 for s in config.splits.values())

@@ -1,14 +1,19 @@
-"""``mmla data build``: a source folder -> a dataset repository (Parquet + card) that ``load_dataset`` reads.
+"""``mmla data build``: a source folder -> a dataset repository (Parquet + YAML) that ``load_dataset`` reads.
 
 Layout of OUT (the same once pushed to ``mmla/<task>``)::
 
-    README.md                                  # card: YAML configs/data_files, dataset_info (ClassLabel), license
+    README.md                                  # YAML: configs/data_files, dataset_info (ClassLabel), license
+    .mmla-build.json                           # that YAML, and per config and split: label counts, clips, shards
     <config>/<split>-00000-of-0000N.parquet    # config = <task> or <task>_text
     skipped.jsonl                              # only with --skip-bad and something skipped
 
-Clip bytes are embedded only for redistributable corpora; restricted ones keep ``clip_id``.
-Written into a temp folder next to OUT (with the marker ``.mmla-output.json``) and renamed into place;
-OUT is claimed before any work, so a folder that is not an earlier build is never replaced.
+This module is the one writer of the metadata that ``datasets`` and the Hub read (the YAML). It records that
+YAML and the statistics of what it wrote in ``.mmla-build.json``, which :mod:`mmla.hub_cards.dataset_card`
+reads to write the card (the YAML kept as it is, plus a body), so the Parquet shards are never scanned again
+and a card may replace README.md. Clip bytes are embedded only for redistributable corpora; restricted
+ones keep ``clip_id``. Written into a temp folder next to OUT (with the marker ``.mmla-output.json``) and
+renamed into place; OUT is claimed before any work, so a folder that is not an earlier build is never
+replaced. The other configs of an earlier build are hard-linked into the new one, never re-copied.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import math
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow.compute as pc
 from datasets.info import DatasetInfosDict
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard, DatasetCardData
@@ -35,81 +42,156 @@ from mmla.loaders.files import (
     make_temp_dir,
     mark_output_dir,
     output_kind,
+    read_json,
     replace_dir_atomic,
+    write_json_atomic,
 )
 from mmla.loaders.sources import find_source
-from mmla.loaders.tasks import MMLA_CITATION, TaskSpec, get_task
+from mmla.loaders.tasks import TASKS, TaskSpec, get_task
 
 MAX_SHARD_BYTES = 500 * 2**20
 BUILD_KIND = "mmla data build"
+BUILD_INFO = ".mmla-build.json"
+"""Statistics of a build (per config and split), read by the dataset card instead of the Parquet shards."""
+BUILD_INFO_FORMAT = 1
+PER_CORPUS_LICENSE = "mmla-per-corpus-terms"
+"""``license_name`` of a multi-corpus build whose corpora have several custom terms (each listed by the card)."""
 
 
-def _size_category(n: int) -> str:
-    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
-        if n < bound:
-            return name
-    return "100K<n<1M"
+def license_metadata(tasks: Iterable[TaskSpec]) -> dict[str, Any]:
+    """The YAML ``license`` (one Hub id, or a list for several corpora) and, for ``other``, its name and link."""
+    licenses = list(dict.fromkeys(t.license for t in tasks))
+    ids = list(dict.fromkeys(lic.hub_id for lic in licenses))
+    meta: dict[str, Any] = {"license": ids[0] if len(ids) == 1 else ids}
+    custom = [lic for lic in licenses if lic.hub_id == "other"]
+    if len({(lic.name, lic.url) for lic in custom}) == 1:
+        meta["license_name"], meta["license_link"] = custom[0].name, custom[0].url
+    elif custom:  # several custom terms: the card body lists each corpus' terms
+        meta["license_name"], meta["license_link"] = PER_CORPUS_LICENSE, "README.md"
+    return {k: v for k, v in meta.items() if v is not None}
 
 
-def write_dataset_card(out: Path, task: TaskSpec, stats: dict[str, Any], *, configs: list[dict],
-                       infos: dict[str, datasets.DatasetInfo], default: str) -> Path:  # fmt: skip
-    """Write OUT/README.md: YAML (configs, dataset_info, license) and a short body with the statistics.
+def read_build(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """What ``mmla data build`` recorded in ``folder``: the YAML metadata it wrote into README.md (configs,
+    dataset_info, license fields) and the statistics of each config; empty when ``folder`` has no record.
 
-    Kept small and self-contained so that ``mmla.hub_cards`` can replace it with a richer card.
+    The record (:data:`BUILD_INFO`) is read, not README.md, which a dataset card or the user may replace.
     """
+    path = folder / BUILD_INFO
+    if not path.is_file():
+        return {}, {}
+    info = read_json(path)
+    if (
+        not isinstance(info, dict)
+        or not isinstance(info.get("metadata"), dict)
+        or not isinstance(info.get("configs"), dict)
+    ):
+        raise ValueError(f"{path}: no 'metadata' and 'configs' objects; build the folder again with `mmla data build`")
+    return dict(info["metadata"]), dict(info["configs"])
+
+
+def _count_videos(ds: datasets.Dataset) -> int:
+    """Rows whose clip bytes are embedded (a row without a clip has a null ``video``)."""
+    return int(pc.count(pc.struct_field(ds.with_format("arrow")["video"], "bytes")).as_py())
+
+
+def save_config(
+    folder: str | os.PathLike[str],
+    task: TaskSpec,
+    name: str,
+    splits: datasets.DatasetDict,
+    *,
+    embed: bool,
+    previous: str | os.PathLike[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write config ``name`` (one shard set per split) into ``folder``, then the build's YAML and statistics.
+
+    The other configs of the build in ``previous`` (default: ``folder`` itself) are kept: their YAML and
+    statistics are carried over and, when ``previous`` is another folder, their shards are hard-linked.
+    ``embed`` puts the clip bytes into the shards; without it any ``video`` column is dropped. Returns this
+    config's statistics (``extra`` is added to them).
+    """
+    folder = Path(folder)
+    previous = folder if previous is None else Path(previous)
+    meta, stats_all = read_build(previous) if previous.is_dir() else ({}, {})
+    configs = [c for c in meta.get("configs") or [] if c.get("config_name") != name]
+    infos = dict(DatasetInfosDict.from_dataset_card_data(meta)) if meta.get("dataset_info") else {}
+    infos.pop(name, None)
+    stats_all.pop(name, None)
+    unknown = [c["config_name"] for c in configs if c["config_name"] not in stats_all]
+    if unknown:
+        raise ValueError(f"{previous / BUILD_INFO}: config(s) {', '.join(unknown)} have no statistics; build the "
+                         "folder again with `mmla data build`")  # fmt: skip
+    if previous.resolve() != folder.resolve():  # hard links: nothing is re-copied
+        for c in configs:
+            if (previous / c["config_name"]).is_dir():
+                _link_tree(previous / c["config_name"], folder / c["config_name"])
+    shard_dir = folder / name
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    shard_dir.mkdir(parents=True)
+    stats: dict[str, Any] = {"task": task.key, **(extra or {}), "video_embedded": embed, "splits": {}}
+    data_files, split_infos = [], datasets.SplitDict()
+    features = None
+    for split, ds in splits.items():
+        if "video" in ds.column_names and not embed:
+            ds = ds.remove_columns("video")
+        if embed:
+            ds = ds.with_format("arrow").map(embed_table_storage, batched=True, desc=f"embedding {split} clips")
+            ds = ds.with_format(None)
+        num_shards = max(1, math.ceil((ds.data.nbytes or 1) / MAX_SHARD_BYTES))
+        files = [f"{name}/{split}-{i:05d}-of-{num_shards:05d}.parquet" for i in range(num_shards)]
+        for i, file in enumerate(files):
+            ds.shard(num_shards, i, contiguous=True).to_parquet(str(folder / file))
+        data_files.append({"split": split, "path": f"{name}/{split}-*"})
+        split_infos.add(datasets.SplitInfo(name=split, num_examples=len(ds), num_bytes=ds.data.nbytes))
+        counts = Counter(ds.features["label"].int2str(i) for i in ds["label"])
+        stats["splits"][split] = {
+            "num_rows": len(ds),
+            "labels": {label: counts[label] for label in task.labels if counts[label]},
+            "num_videos": _count_videos(ds) if "video" in ds.column_names else None,
+            "files": files,
+        }
+        features = ds.features
+    configs.append({"config_name": name, "data_files": data_files})
+    infos[name] = datasets.DatasetInfo(
+        features=features,
+        splits=split_infos,
+        config_name=name,
+        dataset_size=sum(s.num_bytes for s in split_infos.values()),
+    )
+    stats_all[name] = stats
+    _write_metadata(folder, configs, infos, stats_all)
+    return stats
+
+
+def _write_metadata(folder: Path, configs: list[dict], infos: dict[str, datasets.DatasetInfo],
+                    stats: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+    """README.md (the YAML ``datasets`` and the Hub read: configs, dataset_info, license) and BUILD_INFO."""
+    # the default config stays what it was: the flagged one, or else the one built first
+    default = next((c["config_name"] for c in configs if c.get("default")), configs[0]["config_name"])
+    order = list(TASKS)
+    configs = sorted(configs, key=lambda c: (order.index(stats[c["config_name"]]["task"]), c["config_name"]))
     for c in configs:
         c.pop("default", None)
-        if c["config_name"] == default:
+        if c["config_name"] == default and len(configs) > 1:
             c["default"] = True
-    total = sum(s["num_rows"] for s in stats["splits"].values())
-    data = DatasetCardData(
-        license=task.license.hub_id,
-        **({"license_name": task.license.name, "license_link": task.license.url} if task.license.name else {}),
-        language=[task.language],
-        pretty_name=f"{task.dataset} ({task.dimension_text}, MMLA)",
-        task_categories=["video-classification", "text-classification"],
-        size_categories=[_size_category(total)],
-        tags=["mmla", "multimodal", task.dimension],
-        configs=configs,
+    tasks = [get_task(stats[c["config_name"]]["task"]) for c in configs]
+    data = DatasetCardData(**license_metadata(tasks), configs=configs)
+    DatasetInfosDict({c["config_name"]: infos[c["config_name"]] for c in configs}).to_dataset_card_data(data)
+    body = (
+        "Parquet shards written by `mmla data build`, one config per task: "
+        + ", ".join(f"`{c['config_name']}`" for c in configs)
+        + ".\nLoad one with `datasets.load_dataset(<this folder>, <config>)`. `mmla card dataset <this folder>` "
+        "writes the full card (each corpus' terms, labels and statistics), and `mmla push dataset` pushes it.\n"
     )
-    DatasetInfosDict(infos).to_dataset_card_data(data)
-    lines = [
-        f"# {task.dataset} — {task.dimension_text} (MMLA)",
-        "",
-        f"{task.dataset} ({task.source}, {task.language}): {len(task.labels)} classes of {task.dimension_text}. "
-        f"Built by `mmla data build` from a `{stats['layout']}` source.",
-        "",
-        f"- Video: {'embedded clips' if stats['video_embedded'] else 'not embedded (column `clip_id` names the clip)'}",
-        f"- License: {task.license.display} — {task.license.terms}"
-        + (f" ({task.license.url})" if task.license.url else ""),
-        f"- Video terms: {task.video.license}"
-        + (f" — source: {task.video.source_url}" if task.video.source_url else ""),
-        f"- Labels: {', '.join(task.labels)}",
-        "",
-        "| split | rows | " + " | ".join(task.labels) + " |",
-        "|---|---|" + "---|" * len(task.labels),
-    ]
-    for split, s in stats["splits"].items():
-        lines.append(
-            f"| {split} | {s['num_rows']} | " + " | ".join(str(s["labels"].get(lb, 0)) for lb in task.labels) + " |"
-        )
-    if stats.get("skipped"):
-        lines += ["", f"{stats['skipped']} bad rows were skipped (see `skipped.jsonl`)."]
-    lines += ["", "## Citation", "", "```bibtex", task.citation, "", MMLA_CITATION, "```", ""]
-    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
-    path = out / "README.md"
-    card.save(path)
-    return path
-
-
-def _existing(out: Path) -> tuple[list[dict], dict[str, datasets.DatasetInfo]]:
-    """Configs (and their infos) of a previous build in OUT, to keep when adding another config."""
-    readme = out / "README.md"
-    if not readme.is_file():
-        return [], {}
-    meta = DatasetCard.load(readme).data.to_dict()
-    infos = DatasetInfosDict.from_dataset_card_data(meta) if meta.get("dataset_info") else {}
-    return list(meta.get("configs") or []), dict(infos)
+    DatasetCard(f"---\n{data.to_yaml()}\n---\n\n# MMLA dataset build\n\n{body}").save(folder / "README.md")
+    record = {
+        "format": BUILD_INFO_FORMAT,
+        "metadata": data.to_dict(),
+        "configs": {c["config_name"]: stats[c["config_name"]] for c in configs},
+    }
+    write_json_atomic(folder / BUILD_INFO, record)
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -129,10 +211,10 @@ def _claim(out: Path, name: str, *, overwrite: bool, protected: tuple[Any, ...])
     with ``overwrite``). Never a folder of user files, an input folder, or an unwritable place."""
     adding = False
     if output_kind(out) == BUILD_KIND:
-        try:
-            configs, _ = _existing(out)
-        except Exception:  # an unreadable card: treat as a replacement, which needs --overwrite
-            configs = [{"config_name": name}]
+        if not (out / BUILD_INFO).is_file():
+            raise OutputDirError(f"--out {out}: built by an older mmla (no {BUILD_INFO}), so its configs cannot be "
+                                 "kept; build into a new --out folder, or remove this one first")  # fmt: skip
+        configs = read_build(out)[0].get("configs") or []
         adding = name not in {c.get("config_name") for c in configs} and not (out / name).exists()
     out = claim_output_dir(out, BUILD_KIND, overwrite=overwrite, resume=adding, protected=protected)
     parent = out.parent if out.parent.exists() else next((p for p in out.parents if p.exists()), out.parent)
@@ -181,52 +263,16 @@ def build_dataset(
             fingerprint=source_fingerprint(src, videos),
         )
         prepare(builder)
-        dsd = builder.as_dataset()
-        configs, infos = _existing(out) if out.is_dir() else ([], {})
-        configs = [c for c in configs if c.get("config_name") != name]
-        infos.pop(name, None)
-        stats: dict[str, Any] = {"task": spec.key, "config": name, "layout": src.layout, "source": str(src.root),
-                                 "video_embedded": embed, "splits": {}, "skipped": len(builder.skipped),
-                                 "empty_texts": len(builder.empty_texts)}  # fmt: skip
-        data_files = []
-        split_infos = datasets.SplitDict()
-        for split, ds in dsd.items():
-            if "video" in ds.column_names and not embed:
-                ds = ds.remove_columns("video")
-            if embed:
-                ds = ds.with_format("arrow").map(embed_table_storage, batched=True, desc=f"embedding {split} clips")
-                ds = ds.with_format(None)
-            folder = tmp / name
-            folder.mkdir(parents=True, exist_ok=True)
-            num_shards = max(1, math.ceil((ds.data.nbytes or 1) / MAX_SHARD_BYTES))
-            for i in range(num_shards):
-                shard = ds.shard(num_shards, i, contiguous=True)
-                shard.to_parquet(str(folder / f"{split}-{i:05d}-of-{num_shards:05d}.parquet"))
-            data_files.append({"split": split, "path": f"{name}/{split}-*"})
-            split_infos.add(datasets.SplitInfo(name=split, num_examples=len(ds), num_bytes=ds.data.nbytes))
-            counts = Counter(ds.features["label"].int2str(i) for i in ds["label"])
-            stats["splits"][split] = {"num_rows": len(ds), "labels": dict(counts)}
-            features = ds.features
-        configs.append({"config_name": name, "data_files": data_files})
-        infos[name] = datasets.DatasetInfo(features=features, splits=split_infos, config_name=name)
+        extra = {"layout": src.layout, "skipped": len(builder.skipped), "empty_texts": len(builder.empty_texts)}
+        stats = save_config(tmp, spec, name, builder.as_dataset(), embed=embed, previous=out, extra=extra)
         if builder.skipped:
             with open(tmp / "skipped.jsonl", "w", encoding="utf-8") as fh:
                 for rec in builder.skipped:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        if out.is_dir():  # keep the other configs of a previous build (hard links: nothing is re-copied)
-            for c in configs:
-                if c["config_name"] != name and (out / c["config_name"]).is_dir():
-                    _link_tree(out / c["config_name"], tmp / c["config_name"])
-        default = (
-            name
-            if not any(c.get("default") for c in configs if c["config_name"] != name)
-            else next(c["config_name"] for c in configs if c.get("default"))
-        )
-        write_dataset_card(tmp, spec, stats, configs=configs, infos=infos, default=default)
         shutil.rmtree(tmp / ".cache", ignore_errors=True)
         mark_output_dir(tmp, BUILD_KIND)
         replace_dir_atomic(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return stats
+    return {"config": name, "source": str(src.root), **stats}

@@ -15,11 +15,12 @@ from huggingface_hub import DatasetCard, ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from mmla.eval.cli import main
-from mmla.hub_cards.dataset_card import PER_CORPUS_LICENSE, scan_built_dataset, write_dataset_card
+from mmla.hub_cards.dataset_card import scan_built_dataset, write_dataset_card
 from mmla.hub_cards.demo import demo_outputs
 from mmla.hub_cards.leaderboard import build_leaderboard, leaderboard_markdown, write_leaderboard
 from mmla.hub_cards.model_card import merge_results, model_card
 from mmla.hub_cards.results import load_results
+from mmla.loaders.build import PER_CORPUS_LICENSE
 from mmla.loaders.files import MARKER_NAME, mark_output_dir, output_kind
 from mmla.loaders.tasks import MMLA_CITATION, TASKS, get_task
 
