@@ -14,7 +14,6 @@ Each IT row keeps its own dimension and label list (they are in its prompt).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +24,6 @@ from mmla.eval.prompts import DEFAULT_TRAIN_STYLE, build_messages, build_target
 from mmla.loaders.tasks import TaskSpec, resolve_tasks
 
 logger = logging.getLogger(__name__)
-
-TRAIN_COLUMNS = ("prompt", "completion", "task", "label_name", "id")
 
 
 @dataclass
@@ -178,8 +175,3 @@ def load_training_data(
     train = concatenate_datasets(parts).shuffle(seed=seed) if len(parts) > 1 else parts[0]
     logger.info("training rows per task: %s (total %d)", sizes, len(train))
     return TrainingData(train=train, eval=evals, tasks=specs, train_counts=sizes)
-
-
-def steps_per_epoch(n_rows: int, batch_size: int, grad_accum: int = 1, world_size: int = 1) -> int:
-    """Optimizer steps in one epoch (for logging and smoke-run sizing)."""
-    return max(1, math.ceil(n_rows / (batch_size * world_size)) // max(1, grad_accum))
