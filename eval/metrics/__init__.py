@@ -1,22 +1,30 @@
-"""MMLA metrics: per task (the ``evaluate`` module's computation), pooled overall accuracy, bootstrap CIs."""
+"""MMLA metrics: per task (the ``evaluate`` module's computation), pooled accuracy, bootstrap CIs.
+
+Pooling (:mod:`.pooling`) is pure Python; numpy, scikit-learn and ``evaluate`` are imported only by the
+functions that need them, so reading results files (cards, leaderboards) does not pay for them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from mmla.eval.metrics.mmla_metrics.mmla_metrics import METRIC_NAMES, classification_metrics
+from mmla.eval.metrics.pooling import Accuracy, pool, pooled_accuracy
 from mmla.loaders.tasks import TaskSpec, get_task
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "METRIC_NAMES",
     "METRIC_PATH",
+    "Accuracy",
     "bootstrap_ci",
     "bootstrap_distribution",
     "compute_metrics",
     "load_metric",
+    "pool",
     "pooled_accuracy",
 ]
 
@@ -35,17 +43,18 @@ def compute_metrics(
     task: TaskSpec | str, predictions: Sequence[str], references: Sequence[str], upstream_compatible: bool = False
 ) -> dict[str, float]:
     """ACC, WF1, WP, F1, R, P (percent) over the task's own labels; ``unknown``/``multi`` count as wrong."""
+    from mmla.eval.metrics.mmla_metrics.mmla_metrics import classification_metrics
+
     spec = get_task(task) if isinstance(task, str) else task
     return classification_metrics(predictions, references, labels=spec.labels, upstream_compatible=upstream_compatible)
 
 
-def pooled_accuracy(per_task: Iterable[tuple[Sequence[str], Sequence[str]]]) -> dict[str, float]:
-    """Accuracy over all samples of all tasks pooled (the paper's overall score), with ``n``."""
-    correct = total = 0
-    for preds, refs in per_task:
-        correct += sum(p == r for p, r in zip(preds, refs, strict=True))
-        total += len(refs)
-    return {"acc": round(100 * correct / total, 2) if total else 0.0, "n": total}
+def __getattr__(name: str) -> Any:
+    if name == "METRIC_NAMES":  # defined in the self-contained ``evaluate`` module (which imports evaluate)
+        from mmla.eval.metrics.mmla_metrics.mmla_metrics import METRIC_NAMES
+
+        return METRIC_NAMES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def bootstrap_distribution(
@@ -61,6 +70,8 @@ def bootstrap_distribution(
     Each resample's confusion matrix is one ``bincount``; F1 per class follows from it
     exactly as scikit-learn computes it with ``labels=`` and ``zero_division=0``.
     """
+    import numpy as np
+
     n, k = len(references), len(labels)
     index = {lab: i for i, lab in enumerate(labels)}
     y_true = np.array([index[r] for r in references])
@@ -95,6 +106,8 @@ def bootstrap_ci(
     """Seeded percentile bootstrap CIs (percent) of ACC, macro F1 and weighted F1."""
     if not references:
         return {}
+    import numpy as np
+
     _, out = bootstrap_distribution(predictions, references, labels, n_resamples=n_resamples, seed=seed)
     alpha = (1 - confidence) / 2 * 100
     return {
