@@ -310,7 +310,7 @@ def test_config_file_errors_name_file_and_line(tiny_lm: Path, sample_release: Pa
 def test_abbreviated_options_are_refused(tiny_lm: Path, sample_release: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from mmla.eval.cli import main as mmla
+    from mmla.cli.main import main as mmla
 
     _no_model_load(monkeypatch)
     base = _args(tiny_lm, sample_release, tmp_path / "out", "--tasks", "mosi")
@@ -376,7 +376,7 @@ def test_failed_training_under_accelerate_is_one_line(tmp_path: Path) -> None:
 
     a_file = tmp_path / "afile"
     a_file.write_text("mine")
-    cmd = [sys.executable, "-m", "mmla.eval.cli", "train", "--accelerate", "single_gpu", "--tasks", "mosi",
+    cmd = [sys.executable, "-m", "mmla.cli", "train", "--accelerate", "single_gpu", "--tasks", "mosi",
            "--output_dir", str(a_file)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1
@@ -387,3 +387,94 @@ def test_failed_training_under_accelerate_is_one_line(tmp_path: Path) -> None:
         "mmla train: error: training failed (exit code 1); the failing process printed its error above",
     ], proc.stderr
     assert a_file.read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------- speed defaults (issue 13)
+def _without(argv: list[str], flag: str) -> list[str]:
+    i = argv.index(flag)
+    return argv[:i] + argv[i + 2 :]
+
+
+def test_varlen_attention_trains_padding_free_like_padded_sdpa(tiny_lm: Path, sample_release: Path,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    """Through training/sft.py: a varlen attention turns on padding-free batches (no length grouping, no pad token)
+    and trains to the loss and adapter of padded SDPA on the same rows (fp32, the SDPA stand-in of varlen_attn)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mmla.training.config import parse_args
+    from mmla.training.sft import build_trainer, run
+
+    steps = [
+        "--tasks",
+        "mosi",
+        "--max_steps",
+        "2",
+        "--eval_strategy",
+        "no",
+        "--eval_metric_split",
+        "none",
+        "--save_strategy",
+        "no",
+        "--train_sampling_strategy",
+        "random",
+        "--lora_dropout",
+        "0",
+    ]  # fmt: skip  (TRL's default dropout 0.05 draws different masks per path)
+    varlen = ["--attn_implementation", "mmla_varlen_reference"]
+    argv = _args(tiny_lm, sample_release, tmp_path / "probe", *_without(steps, "--train_sampling_strategy"), *varlen)
+    trainer = build_trainer(*parse_args(argv), argv)[0]
+    assert trainer.args.padding_free and trainer.args.train_sampling_strategy == "random"
+    assert trainer.mmla_speed["attn_implementation"] == "mmla_varlen_reference"
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    batch = trainer.data_collator(rows)
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1
+    assert batch["input_ids"].shape[1] == sum(len(r["input_ids"]) for r in rows)  # real tokens only
+    assert batch["cu_seq_lens_q"].numel() == 5
+    user = build_trainer(*parse_args([*argv, "--padding_free", "false"]), [*argv, "--padding_free", "false"])[0]
+    assert not user.args.padding_free and user.args.train_sampling_strategy == "group_by_length"  # the user's value
+
+    adapters = []
+    for name, extra in (("sdpa", []), ("varlen", varlen)):
+        out = tmp_path / name
+        run(_args(tiny_lm, sample_release, out, *steps, *extra))
+        state = json.loads((out / "run_config.json").read_text())
+        assert state["speed"]["padding_free"] is (name == "varlen")
+        log = json.loads((out / "training_args.json").read_text())
+        assert log["padding_free"] is (name == "varlen")
+        adapters.append(load_file(str(out / "adapter_model.safetensors")))
+    a, b = adapters
+    assert a.keys() == b.keys() and any(float(t.abs().sum()) > 0 for t in a.values())
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=key)
+
+
+def test_gradient_checkpointing_is_chosen_by_memory(tiny_lm: Path, sample_release: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Off where the activations fit in the free GPU memory, on where not; a value set on the command line or in
+    --config always stays. (Free memory is faked: on CPU nothing is measured and TRL's default stays.)"""
+    import mmla.training.sft as sft
+    from mmla.training.config import parse_args
+
+    base = _without(_args(tiny_lm, sample_release, tmp_path / "out", "--tasks", "mosi", "--max_steps", "1",
+                          "--eval_strategy", "no", "--eval_metric_split", "none"), "--gradient_checkpointing")  # fmt: skip
+
+    def built(free: int | None, *extra: str):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(sft, "gpu_free_bytes", lambda args: free)
+        argv = [*base, *extra]
+        return sft.build_trainer(*parse_args(argv), argv)[0]
+
+    cpu = built(None)
+    assert cpu.args.gradient_checkpointing and cpu.mmla_speed["checkpointing_plan"] is None  # TRL's default
+    roomy = built(2**40)
+    plan = roomy.mmla_speed["checkpointing_plan"]
+    assert not roomy.args.gradient_checkpointing and not roomy.args.activation_checkpointing
+    assert plan["checkpointing"] is False and plan["batch_tokens"] >= 4 * 60  # batch 4 of MMLA-length rows
+    tight = built(2**20)
+    assert tight.args.gradient_checkpointing and tight.mmla_speed["checkpointing_plan"]["checkpointing"] is True
+    assert not built(2**20, "--gradient_checkpointing", "false").args.gradient_checkpointing  # the user's value
+    cfg = tmp_path / "gc.yaml"
+    cfg.write_text("gradient_checkpointing: true\n")
+    from_yaml = built(2**40, "--config", str(cfg))
+    assert from_yaml.args.gradient_checkpointing and from_yaml.mmla_speed["checkpointing_plan"] is None
+    assert built(2**40, "--activation_checkpointing", "true").args.activation_checkpointing

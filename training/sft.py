@@ -11,8 +11,14 @@ torchrun --nproc_per_node 2 training/sft.py ... --use_cpu true                  
 
 Arguments are ``TrlParser`` over (:class:`~mmla.training.config.MMLAArguments`, ``SFTConfig``,
 ``ModelConfig``); ``--recipe`` picks a recipe table's hyperparameters as defaults; a ``--config`` YAML and
-the command line override them, and automatic choices (padding-free batches, Liger, length grouping,
-selection settings) apply only to fields neither of them set. Options are spelled out in full.
+the command line override them, and automatic choices (attention, padding-free batches, Liger, length grouping,
+gradient checkpointing, selection settings) apply only to fields neither of them set. Options are spelled out in
+full.
+
+Speed defaults (recorded under ``speed`` in ``run_config.json``): text models on a CUDA GPU train on padding-free
+batches through torch's ``varlen_attn`` (``--attn_implementation mmla_varlen``, :mod:`mmla.training.attention`;
+no length grouping then); TRL's fused LM head computes logits only at answer positions; gradient checkpointing
+is off where the activations fit in the free GPU memory (:func:`choose_checkpointing`).
 
 Selection: at each evaluation every process scores its share of the validation split
 (:class:`~mmla.training.callbacks.MMLAAccuracyCallback`); ``eval_mmla_acc`` is the Trainer's
@@ -48,11 +54,45 @@ def _cuda_with(modules: Sequence[str]) -> bool:
     return torch.cuda.is_available() and all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-def resolve_attn_implementation(requested: str | None) -> str:
-    """FlashAttention-2 where ``flash_attn`` and a GPU are there (as the paper), else SDPA."""
+def resolve_attn_implementation(requested: str | None, *, text_only: bool = True) -> str:
+    """The attention of a run: the user's, else padding-free FlashAttention-2 wherever it runs, else SDPA.
+
+    Text models on a CUDA GPU whose torch has ``varlen_attn`` (>= 2.10, sm80+) get
+    :data:`mmla.training.attention.VARLEN` (no flash-attn wheel needed); otherwise FlashAttention-2 where the
+    ``flash_attn`` package is installed (as the paper), else SDPA. The varlen names are registered with
+    transformers here, so ``--attn_implementation mmla_varlen`` (or ``mmla_varlen_reference``, the SDPA stand-in
+    that runs anywhere) loads like a built-in one.
+    """
+    from mmla.training.attention import REFERENCE, VARLEN, register_varlen_attention, varlen_unavailable_reason
+
+    if requested in (VARLEN, REFERENCE):
+        return register_varlen_attention(reference=requested == REFERENCE)
     if requested:
         return requested
+    if text_only and varlen_unavailable_reason() is None:
+        return register_varlen_attention()
     return "flash_attention_2" if _cuda_with(("flash_attn",)) else "sdpa"
+
+
+def _settle_attn_implementation(model: Any, attn: str, *, automatic: bool, multimodal: bool) -> str:
+    """An automatic varlen choice the loaded model cannot use (a multimodal model, fp32 weights, sliding windows)
+    falls back to FlashAttention-2 (``flash_attn`` installed) or SDPA."""
+    from mmla.training.attention import VARLEN, config_unsupported_reason, varlen_unavailable_reason
+
+    if not automatic or attn != VARLEN:
+        return attn
+    param = next(model.parameters(), None)
+    reason = (
+        ("a multimodal model (vision towers call attention their own way)" if multimodal else None)
+        or varlen_unavailable_reason(param.dtype if param is not None else None)
+        or config_unsupported_reason(model.config)
+    )
+    if reason is None:
+        return attn
+    fallback = "flash_attention_2" if _cuda_with(("flash_attn",)) else "sdpa"
+    logger.info("attention: %s, not %s (%s)", fallback, VARLEN, reason)
+    model.set_attn_implementation(fallback)
+    return fallback
 
 
 def _drop_gguf_quantizer(model: Any) -> None:
@@ -70,6 +110,41 @@ def _drop_gguf_quantizer(model: Any) -> None:
 def _has_chat_template(processor: Any) -> bool:
     tok = getattr(processor, "tokenizer", processor)
     return bool(getattr(processor, "chat_template", None) or getattr(tok, "chat_template", None))
+
+
+RANDOM_INIT_ENV = "MMLA_RANDOM_INIT"
+"""Benchmarks only (``bench/zero3_lora.py``): with ``MMLA_RANDOM_INIT=1``, ``--model_name_or_path`` is a folder of
+config.json + processor files (no weights) and the model is built from the config with random weights."""
+
+
+def _random_init_model(
+    model_id: str, *, dtype: Any = None, attn_implementation: str | None = None, video_kwargs: Any = None, **_: Any
+) -> Any:
+    """``load_model``'s stand-in under ``MMLA_RANDOM_INIT=1``: ``from_config``, random weights, the family adapter.
+
+    Under DeepSpeed ZeRO-3 (``zero3_init_flag``: an active ``HfDeepSpeedConfig``) transformers builds the model in
+    ``deepspeed.zero.Init``: each process holds only its shard, so a 72B shape never materialises on one device.
+    Otherwise it is built on this process's device.
+    """
+    import contextlib
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from mmla.eval.adapters import _default_device, _resolve_dtype, adapter_class, adapter_for
+
+    config = AutoConfig.from_pretrained(model_id)
+    multimodal = adapter_class(config.model_type).is_multimodal
+    device = _default_device()
+    kwargs: dict[str, Any] = {"dtype": _resolve_dtype(dtype, device)}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    logger.warning("%s=1: %s is built from its config with random weights (benchmarks only)", RANDOM_INIT_ENV, model_id)
+    with contextlib.nullcontext() if is_deepspeed_zero3_enabled() else torch.device(device):
+        model = (AutoModelForImageTextToText if multimodal else AutoModelForCausalLM).from_config(config, **kwargs)
+    processor = (AutoProcessor if multimodal else AutoTokenizer).from_pretrained(model_id)
+    return adapter_for(model.eval(), processor, model_id=model_id, video_kwargs=dict(video_kwargs or {}))
 
 
 OUTPUT_KIND = "mmla train"
@@ -169,8 +244,8 @@ def read_config(path: str, parser: Any | None = None) -> dict[str, Any]:
 def explicit_options(argv: Sequence[str], parser: Any | None = None) -> set[str]:
     """Fields the user set: on the command line or in the ``--config`` YAML (recipe values do not count).
 
-    Automatic choices (padding-free batches, Liger, length grouping, best-checkpoint selection) apply only to
-    fields outside this set, so they never override the user.
+    Automatic choices (attention, padding-free batches, Liger, length grouping, gradient checkpointing,
+    best-checkpoint selection) apply only to fields outside this set, so they never override the user.
     """
     if parser is None:
         from mmla.training.config import make_parser
@@ -255,14 +330,15 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
 
     from mmla.eval.adapters import load_model, lora_targets_for
     from mmla.loaders.tasks import resolve_tasks
+    from mmla.training.attention import is_varlen
     from mmla.training.callbacks import MMLAAccuracyCallback
     from mmla.training.data import load_training_data
 
     set_seed(sft_args.seed)
     explicit = explicit_options(argv)
     specs = resolve_tasks(mmla_args.tasks)  # task typos fail here, with a did-you-mean
-    attn = resolve_attn_implementation(model_args.attn_implementation)
-    adapter = load_model(
+    attn = resolve_attn_implementation(model_args.attn_implementation, text_only=mmla_args.text_only is not False)
+    adapter = (_random_init_model if os.environ.get(RANDOM_INIT_ENV) == "1" else load_model)(
         model_args.model_name_or_path,
         gguf_file=mmla_args.gguf_file,
         dtype=model_args.dtype if model_args.dtype not in (None, "auto") else ("bfloat16" if sft_args.bf16 else None),
@@ -278,6 +354,9 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
             f"model {adapter.model_id!r} has no chat template, so its prompt cannot match zero-shot evaluation; "
             "use an instruct/chat checkpoint or pass --chat_template_path <template.jinja>"
         )
+    attn = _settle_attn_implementation(
+        adapter.model, attn, automatic=not model_args.attn_implementation, multimodal=adapter.is_multimodal
+    )
     text_only = (not adapter.is_multimodal) if mmla_args.text_only is None else mmla_args.text_only
     if not text_only and not adapter.is_multimodal:
         raise ValueError(f"{adapter.model_id} is a text-only model; pass --text_only true")
@@ -316,8 +395,9 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
             adapter, num_frames=None if mmla_args.fps else mmla_args.num_frames, fps=mmla_args.fps,
             max_pixels=mmla_args.max_pixels,
         )  # fmt: skip
-    elif attn.startswith("flash_attention") and not explicit & {"padding_free", "max_length"}:
-        # Padding-free batches (position_ids, no pad tokens) need a varlen attention kernel: only with FA2/3.
+    elif is_varlen(attn) and not explicit & {"padding_free", "max_length"}:
+        # Padding-free batches (position_ids + cu_seq_lens, no pad tokens) need a varlen attention function:
+        # torch's varlen_attn (mmla_varlen), its SDPA stand-in, or FlashAttention.
         sft_args.padding_free = True
     if text_only and _cuda_with(("liger_kernel",)) and "use_liger_kernel" not in explicit:
         # Liger's fused RMSNorm/SwiGLU/RoPE kernels: 32.9% -> 38.9% MFU on a Qwen2-7B LoRA run (docs/benchmarks.md).
@@ -328,6 +408,9 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         sft_args.train_sampling_strategy = "group_by_length"
     if sft_args.padding_free and not sft_args.packing:
         sft_args.max_length = None  # MMLA prompts are short; TRL cannot truncate padding-free rows itself
+    plan = None
+    if text_only and not explicit & {"gradient_checkpointing", "activation_checkpointing"}:
+        plan = choose_checkpointing(sft_args, model_args, adapter.model, data.train, adapter.processor)
 
     eval_dataset = None
     if data.eval and sft_args.eval_strategy != "no":
@@ -370,6 +453,15 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         callbacks=callbacks,
     )
     trainer.mmla_tasks = [t.key for t in data.tasks]  # for the final report
+    trainer.mmla_speed = {  # what the automatic choices gave (run_config.json)
+        "attn_implementation": attn,
+        "padding_free": bool(sft_args.padding_free),
+        "train_sampling_strategy": str(sft_args.train_sampling_strategy),
+        "gradient_checkpointing": bool(sft_args.gradient_checkpointing),
+        "checkpointing_plan": plan.as_dict() if plan is not None else None,
+        "use_liger_kernel": bool(sft_args.use_liger_kernel),
+        "lora_dropout": model_args.lora_dropout,
+    }
     if acc_cb is not None:
         acc_cb.trainer = trainer  # generation on the unwrapped (ZeRO-3: gathered) model; metrics via trainer.log
     if mmla_args.merge and trainer.is_deepspeed_enabled:
@@ -380,6 +472,56 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
                 "merge the saved adapter on one device (PeftModel.from_pretrained(...).merge_and_unload())"
             )
     return trainer, adapter, acc_cb
+
+
+def gpu_free_bytes(sft_args: Any) -> int | None:
+    """Free memory of this process's GPU with the model loaded; ``None`` where an estimate cannot decide (no
+    CUDA, or DeepSpeed/FSDP, which place the weights only when the Trainer starts)."""
+    import torch
+
+    if not torch.cuda.is_available() or sft_args.deepspeed or sft_args.fsdp:
+        return None
+    device = sft_args.device if sft_args.device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+    return int(torch.cuda.mem_get_info(device)[0])
+
+
+def row_token_lengths(rows: Any, processor: Any) -> list[int]:
+    """Tokens of every training row (prompt + completion through the chat template, as TRL tokenizes them)."""
+    if "input_ids" in rows.column_names:
+        return [len(ids) for ids in rows["input_ids"]]
+    tok = getattr(processor, "tokenizer", processor)
+    texts = [
+        tok.apply_chat_template(p + c, tokenize=False) for p, c in zip(rows["prompt"], rows["completion"], strict=True)
+    ]
+    return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+
+
+def choose_checkpointing(sft_args: Any, model_args: Any, model: Any, rows: Any, processor: Any) -> Any:
+    """Gradient checkpointing off where a micro-batch's activations fit in the free GPU memory, else on.
+
+    Called only for fields the user did not set. Where nothing can be measured (CPU, DeepSpeed, FSDP), TRL's
+    default (on) stays. Returns the :class:`~mmla.training.attention.CheckpointingPlan`, or ``None``.
+    """
+    from mmla.training.attention import batch_tokens_bound, plan_checkpointing
+
+    free = gpu_free_bytes(sft_args)
+    if free is None or not len(rows):
+        return None
+    lengths = row_token_lengths(rows, processor)
+    if sft_args.max_length and not sft_args.padding_free:
+        lengths = [min(n, sft_args.max_length) for n in lengths]
+    tokens = batch_tokens_bound(lengths, sft_args.per_device_train_batch_size, padding_free=sft_args.padding_free)
+    param = next(model.parameters())
+    plan = plan_checkpointing(
+        model.config,
+        batch_tokens=tokens,
+        free_bytes=free,
+        dtype_bytes=2 if sft_args.bf16 or sft_args.fp16 else param.element_size(),
+        lora_dropout=model_args.lora_dropout or 0.0,
+    )
+    sft_args.activation_checkpointing = sft_args.gradient_checkpointing = plan.checkpointing
+    logger.info("gradient checkpointing %s: %s", "on" if plan.checkpointing else "off", plan.reason)
+    return plan
 
 
 def configure_selection(sft_args: Any, explicit: set[str]) -> None:
@@ -496,6 +638,7 @@ def finalize(trainer: Any, adapter: Any, acc_cb: Any, mmla_args: Any, sft_args: 
             "selected": selected,
             "num_processes": world,
             "tasks": trainer.mmla_tasks,
+            "speed": getattr(trainer, "mmla_speed", None),
         },
     )
     if results is not None:
