@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 demo: setup
-	$(PY) -m mmla.eval.demo --out $(DEMO_DIR)
+	$(PY) -m mmla.cli.demo --out $(DEMO_DIR)
 
 test: setup
 	$(VENV)/bin/ruff check .

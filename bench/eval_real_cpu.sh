@@ -14,7 +14,7 @@ PY=${PY:-.venv/bin/python}
 TASKS=${TASKS:-mintrec,mosi,mustard,iemocap,meld}
 run() {  # run TASKS MODE
   # shellcheck disable=SC2086  # EXTRA is a list of options
-  "$PY" -m mmla.eval.cli eval --model smollm2 --tasks "$1" --data "$DATA" --split validation --mode "$2" \
+  "$PY" -m mmla.cli eval --model smollm2 --tasks "$1" --data "$DATA" --split validation --mode "$2" \
     --batch-size "${BATCH:-16}" --dtype float32 --device cpu --prompt-style "$STYLE" \
     ${LIMIT:+--limit "$LIMIT"} ${EXTRA:-} --output "$OUT/$2"
 }
@@ -24,4 +24,4 @@ for TASK in ${TASKS//,/ }; do
   done
 done
 for MODE in generate rank; do run "$TASKS" "$MODE"; done
-"$PY" -m mmla.eval.cli report "$OUT/generate" "$OUT/rank" --output "$OUT"
+"$PY" -m mmla.cli report "$OUT/generate" "$OUT/rank" --output "$OUT"

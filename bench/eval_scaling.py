@@ -1,6 +1,6 @@
 """Data-parallel evaluation scaling: the real ``mmla eval --num-processes N`` command, N = 1, 2, ...
 
-Each run is the command a user types (``python -m mmla.eval.cli eval ... --num-processes N``), timed from
+Each run is the command a user types (``python -m mmla.cli eval ... --num-processes N``), timed from
 outside (wall-clock: interpreter start, relaunch through torchrun, model loading in every process, data,
 scoring, gather, writing) and from inside (``results.json`` ``timing``: the runner alone). A
 ``sitecustomize`` hook (``MMLA_SCALING_TRACE``, this file's :func:`install_trace`) stamps each process's
@@ -92,7 +92,11 @@ def install_trace(path: str) -> None:
 
     def patch_commands(mod: object) -> None:
         wrap(mod, "run_eval", "run_eval")
-        for name, label in (("launch_command", "launch_command"), ("_peek_model", "peek_model")):
+        for name, label in (
+            ("launch", "launch_command"),
+            ("launch_command", "launch_command"),
+            ("_peek_model", "peek_model"),
+        ):
             if hasattr(mod, name):
                 wrap(mod, name, label)
 
@@ -122,7 +126,7 @@ def install_trace(path: str) -> None:
 
         mod.evaluate_tasks = evaluate_tasks
 
-    patches = {"mmla.eval.commands": patch_commands, "mmla.eval.adapters": patch_adapters,
+    patches = {"mmla.cli.eval": patch_commands, "mmla.eval.adapters": patch_adapters,
                "mmla.eval.runner": patch_runner}  # fmt: skip
 
     class Finder(importlib.abc.MetaPathFinder):
@@ -309,10 +313,10 @@ def eval_command(w: dict, out: Path, spec: str, args: argparse.Namespace, limit:
     with ``torchrun --nproc_per_node N`` directly (no parent process: the lower bound of the relaunch)."""
     bs = args.vl_batch_size if w["kind"] == "vl" else args.batch_size
     n = int(spec.rstrip("t"))
-    cmd = [sys.executable, "-m", "mmla.eval.cli", "eval", "--model", str(w["model"]), "--tasks", w["tasks"],
+    cmd = [sys.executable, "-m", "mmla.cli", "eval", "--model", str(w["model"]), "--tasks", w["tasks"],
            "--data", str(w["data"]), "--split", w["split"], "--batch-size", str(bs), "--output", str(out)]  # fmt: skip
     if spec.endswith("t"):
-        cmd[1:3] = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), "-m", "mmla.eval.cli"]
+        cmd[1:3] = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), "-m", "mmla.cli"]
     else:
         cmd += ["--num-processes", str(n)]
     if limit is not None:
@@ -482,7 +486,7 @@ def _import_times() -> dict:
     """Seconds of ``import mmla.eval.runner`` (what every process imports before it loads the model): the
     inclusive time of the first import of each of ``PACKAGES`` (``python -X importtime``, a fresh interpreter)."""
     out: dict = {}
-    for module in ("mmla.eval.cli", "mmla.eval.runner"):
+    for module in ("mmla.cli.main", "mmla.eval.runner"):
         t0 = time.time()
         proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
                               text=True, check=False)  # fmt: skip

@@ -22,8 +22,6 @@ _EXPORTS = {
     "build_leaderboard": "leaderboard",
     "write_leaderboard": "leaderboard",
     "load_results": "results",
-    "demo_outputs": "demo",
-    "demo_hook": "demo",
 }
 
 __all__ = sorted(_EXPORTS)

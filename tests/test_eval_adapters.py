@@ -450,7 +450,7 @@ def test_bad_adapter_via_cli_is_one_line(
     try:
         from mmla.cli import main  # the CLI package of issue 11, once it exists
     except ImportError:
-        from mmla.eval.cli import main
+        from mmla.cli.main import main
 
     bad = _break(lora_dir, case)
     argv = ["eval", "--model", str(llama_dir), "--adapter", str(bad), "--tasks", "mintrec", "--data",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from eval_tiny import tiny_llama, tiny_tokenizer
 
-from mmla.eval.cli import main
+from mmla.cli.main import main
 from mmla.loaders.tasks import get_task
 
 
@@ -230,8 +230,8 @@ def test_utterance_longer_than_the_context_is_one_line(model_dir: Path, tmp_path
 
 # ------------------------------------------------------------------ EvalArguments (HfArgumentParser)
 def _parse_eval(argv: list[str]):
-    from mmla.eval.cli import build_parser
-    from mmla.eval.commands import eval_arguments
+    from mmla.cli.eval import eval_arguments
+    from mmla.cli.main import build_parser
 
     return eval_arguments(build_parser().parse_args(["eval", *argv]))
 

@@ -1,15 +1,18 @@
-"""``mmla eval --num-processes 2`` (torchrun, gloo on CPU) gives the same predictions and metrics as one process."""
+"""``mmla eval --num-processes 2`` (accelerate's launcher, gloo on CPU) gives the same predictions and metrics as one
+process; ``accelerate launch -m mmla.cli eval`` runs the same command under the launcher."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from eval_tiny import tiny_llama, tiny_tokenizer
 
-from mmla.eval.cli import main
+from mmla.cli.main import main
 from mmla.loaders import load_task
 
 TASKS = ("mosi", "meld", "annomi_client")  # a restricted corpus too: text-only needs no clips
@@ -66,8 +69,19 @@ def test_two_processes_match_one(model_dir: Path, sample_release: Path, tmp_path
     assert sorted(p.name for p in pred_dir.iterdir()) == sorted(f"{k}.jsonl" for k in TASKS)  # parts merged
 
     # A killed run leaves per-process parts: the rerun reuses them (and the merged files), computes nothing.
+    # This time under `accelerate launch -m mmla.cli` (every launcher setting given: no accelerate config needed).
     os.replace(pred_dir / "meld.jsonl", pred_dir / "meld.part1.jsonl")
-    again = _eval(model_dir, sample_release, tmp_path / "two", "--num-processes", "2")
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+                "-m", "mmla.cli"]  # fmt: skip
+    argv = ["eval", "--model", str(model_dir), "--tasks", ",".join(TASKS), "--data", str(sample_release), "--split",
+            "test", "--text-only", "--mode", "rank", "--batch-size", "3", "--limit", "7", "--device", "cpu",
+            "--output", str(tmp_path / "two")]  # fmt: skip
+    proc = subprocess.run([*launcher, *argv], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("results: ") == 1  # process 0 alone prints
+    again = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert again["timing"]["num_processes"] == 2
     assert again["timing"]["samples_computed"] == 0
     assert again["tasks"] == one["tasks"] and _preds(tmp_path / "two") == expected
     assert not list(pred_dir.glob("*.part*"))

@@ -16,9 +16,10 @@ import huggingface_hub.constants as hf_constants
 import pytest
 from datasets import load_dataset
 from fake_hub import FakeHub, serve
-from hub_testdata import build_dataset_folder, write_adapter, write_results
+from hub_testdata import build_dataset_folder, sample_results, variant, write_adapter, write_run
 from huggingface_hub import DatasetCard, ModelCard
 
+from mmla.eval.results import RunResults
 from mmla.hub_cards.push import PublishRightsError, push_dataset, push_model, push_results
 
 TOKEN = "hf_test_secret_token_123"
@@ -36,6 +37,12 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
         monkeypatch.setattr(hf_constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"))
         monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
         yield fake
+
+
+@pytest.fixture(scope="session")
+def sample_run(sample_release: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResults:
+    """What ``evaluate_tasks`` wrote for the sample release (one evaluation per session, see hub_testdata)."""
+    return sample_results(sample_release, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +153,8 @@ def test_commit_always_failing_gives_clear_error(hub: FakeHub, built: Path) -> N
     assert hub.files("org/ds", "dataset") == {}
 
 
-def test_push_model(hub: FakeHub, tmp_path: Path) -> None:
-    adapter = write_adapter(tmp_path / "adapter")
+def test_push_model(hub: FakeHub, sample_run: RunResults, tmp_path: Path) -> None:
+    adapter = write_adapter(tmp_path / "adapter", sample_run)
     result = _push(push_model, adapter, "me/smol-lora", hub=hub)
     files = hub.files("me/smol-lora")
     assert sorted(files) == [
@@ -160,15 +167,15 @@ def test_push_model(hub: FakeHub, tmp_path: Path) -> None:
     assert files["adapter_model.safetensors"] == (adapter / "adapter_model.safetensors").read_bytes()
     card = ModelCard(files["README.md"].decode())
     assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert {r.metric_name: r.metric_value for r in card.data.eval_results}["ACC"] == 70.0
+    assert {r.metric_name: r.metric_value for r in card.data.eval_results}["ACC"] == sample_run.tasks["mintrec"].metrics["acc"]
     assert "TRL card" not in card.text and result.pr_url is None
     # a results-only folder is not a model
     with pytest.raises(ValueError, match="not a model folder"):
-        _push(push_model, write_results(tmp_path / "run"), "me/x", hub=hub)
+        _push(push_model, write_run(tmp_path / "run", sample_run), "me/x", hub=hub)
 
 
 def test_push_model_as_pr_on_branch(hub: FakeHub, tmp_path: Path) -> None:
-    adapter = write_adapter(tmp_path / "adapter", results=False)
+    adapter = write_adapter(tmp_path / "adapter")
     hub.add_repo("me/m", "model", {"README.md": b"---\ntags: [mmla]\n---\n# ours\n", "old.bin": b"x"})
     result = _push(push_model, adapter, "me/m", hub=hub, create_pr=True)
     assert result.pr_url and result.pr_url.endswith("/discussions/1")
@@ -180,14 +187,15 @@ def test_push_model_as_pr_on_branch(hub: FakeHub, tmp_path: Path) -> None:
     assert "adapter_config.json" in hub.files("me/m", branch="dev")
 
 
-def test_push_results_updates_readme_only(hub: FakeHub, tmp_path: Path) -> None:
+def test_push_results_updates_readme_only(hub: FakeHub, sample_run: RunResults, tmp_path: Path) -> None:
     readme = (
         "---\nlicense: apache-2.0\nmodel-index:\n- name: smol\n  results:\n  - task: {type: text-classification}\n"
         "    dataset: {name: MOSI, type: mmla/mosi, config: mosi, split: test}\n"
         "    metrics:\n    - {type: accuracy, value: 1.0, name: ACC}\n---\n# Smol\n\nOur own words.\n"
     )
     hub.add_repo("me/smol", "model", {"README.md": readme.encode(), "model.safetensors": b"weights"})
-    run = write_results(tmp_path / "run", tasks={"mosi": 66.0, "mintrec": 22.0})
+    results = variant(sample_run, tasks=["mosi", "mintrec"])
+    run = write_run(tmp_path / "run", results)
     _push(push_results, [run], "me/smol", hub=hub, eval_results_yaml=True)
     lines = _commit_lines(hub)
     assert sorted(p for k, p in lines if k != "header") == [
@@ -199,17 +207,17 @@ def test_push_results_updates_readme_only(hub: FakeHub, tmp_path: Path) -> None:
     assert files["model.safetensors"] == b"weights"
     card = ModelCard(files["README.md"].decode())
     acc = {r.dataset_config: r.metric_value for r in card.data.eval_results if r.metric_name == "ACC"}
-    assert acc == {"mosi": 66.0, "mintrec": 22.0}
+    assert acc == {k: t.metrics["acc"] for k, t in results.tasks.items()}
     assert card.data.license == "apache-2.0" and "Our own words." in card.text
-    assert b"value: 66.0" in files[".eval_results/mosi.yaml"]
+    assert f"value: {results.tasks['mosi'].metrics['acc']}".encode() in files[".eval_results/mosi.yaml"]
     # the commit carried the card inline (base64 "file" line), as a regular file
     commit = hub.commit_requests()[0].ndjson()
     inline = next(line["value"] for line in commit if line["value"].get("path") == "README.md")
     assert base64.b64decode(inline["content"]).decode() == files["README.md"].decode()
 
 
-def test_push_results_errors(hub: FakeHub, tmp_path: Path) -> None:
-    run = write_results(tmp_path / "run", tasks={"mosi": 66.0})
+def test_push_results_errors(hub: FakeHub, sample_run: RunResults, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", variant(sample_run, tasks=["mosi"]))
     with pytest.raises(RuntimeError, match=r"does not exist.*mmla push model"):
         _push(push_results, [run], "me/missing", hub=hub)
     hub.add_repo("me/bare", "model", {"model.safetensors": b"w"})
@@ -218,7 +226,7 @@ def test_push_results_errors(hub: FakeHub, tmp_path: Path) -> None:
     assert not hub.commit_requests()
     _push(push_results, [run], "me/bare", hub=hub, force=True)
     assert ModelCard(hub.files("me/bare")["README.md"].decode()).data.eval_results
-    other = write_results(tmp_path / "val", tasks={"mintrec": 1.0}, split="validation")
+    other = write_run(tmp_path / "val", variant(sample_run, tasks=["mintrec"], split="validation"))
     hub.requests.clear()
     with pytest.raises(ValueError, match="different splits"):
         _push(push_results, [run, other], "me/bare", hub=hub)
@@ -239,7 +247,7 @@ def test_cli_push_in_subprocess(built: Path, tmp_path: Path) -> None:
         cmd = [
             sys.executable,
             "-m",
-            "mmla.eval.cli",
+            "mmla.cli",
             "push",
             "dataset",
             str(built),
@@ -328,7 +336,7 @@ def test_concurrent_commit_fails_cleanly(hub: FakeHub, built: Path) -> None:
 
 
 def test_pull_request_commit_is_not_repeated(hub: FakeHub, tmp_path: Path) -> None:
-    adapter = write_adapter(tmp_path / "adapter", results=False)
+    adapter = write_adapter(tmp_path / "adapter")
     hub.add_repo("me/m", "model")
     hub.fail_commits = ["apply-drop"]
     with pytest.raises(RuntimeError, match=r"pull request may have been opened anyway.*/me/m/discussions"):
@@ -358,7 +366,7 @@ def test_cli_bad_token_in_subprocess(built: Path, tmp_path: Path) -> None:
         fake.valid_tokens = {TOKEN}
         env = {**os.environ, "HF_ENDPOINT": fake.url, "HF_TOKEN": bad, "HF_HOME": str(tmp_path / "hf_home"),
                "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
-        cmd = [sys.executable, "-m", "mmla.eval.cli", "push", "dataset", str(built), "--repo-id", "org/cli"]
+        cmd = [sys.executable, "-m", "mmla.cli", "push", "dataset", str(built), "--repo-id", "org/cli"]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -370,12 +378,12 @@ def test_cli_bad_token_in_subprocess(built: Path, tmp_path: Path) -> None:
 # -- what a model push leaves out ------------------------------------------------------------------------------
 
 
-def test_push_model_ignores_nested_predictions_and_state(hub: FakeHub, tmp_path: Path) -> None:
-    adapter = write_adapter(tmp_path / "adapter")
+def test_push_model_ignores_nested_predictions_and_state(hub: FakeHub, sample_run: RunResults, tmp_path: Path) -> None:
+    adapter = write_adapter(tmp_path / "adapter", sample_run)
     step = adapter / "mmla_eval" / "step-10"
     (step / "predictions").mkdir(parents=True)
     (step / "predictions" / "mintrec.jsonl").write_text('{"id": "1", "text": "an utterance"}\n')
-    write_results(step, method="sft", tasks={"mintrec": 60.0})
+    write_run(step, variant(sample_run, method="sft", tasks=["mintrec"]))
     (step / ".mmla-output.json").write_text("{}")
     (adapter / "predictions").mkdir()
     (adapter / "predictions" / "mosi.jsonl").write_text("{}\n")

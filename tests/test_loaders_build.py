@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED_DATA, SHARED_UPSTREAM
 from huggingface_hub import DatasetCard
 
-from mmla.eval.cli import main
+from mmla.cli.main import main
 from mmla.loaders import load_task, sample_frames
 from mmla.loaders.build import build_dataset
 from mmla.loaders.files import output_kind

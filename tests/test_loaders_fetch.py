@@ -21,7 +21,7 @@ import pytest
 from fake_hub import FakeHub, serve
 from huggingface_hub import constants as hf_constants
 
-from mmla.eval.cli import main
+from mmla.cli.main import main
 from mmla.loaders.fetch import (
     EXTRACTED_MARKER,
     MMLA_HUB_REVISION,

@@ -18,7 +18,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from mmla.eval.cli import main
+from mmla.cli.main import main
 from mmla.loaders import load_task
 from mmla.loaders.build import build_dataset
 from mmla.loaders.files import MARKER_NAME, output_kind

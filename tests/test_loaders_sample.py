@@ -103,7 +103,7 @@ def test_out_is_claimed_and_replaced_only_with_overwrite(tmp_path, capsys):
     import os
     import time
 
-    from mmla.eval.cli import main
+    from mmla.cli.main import main
     from mmla.loaders.files import MARKER_NAME, output_kind
 
     user = tmp_path / "user"

@@ -112,7 +112,7 @@ def test_precedence_recipe_config_cli(tmp_path: Path) -> None:
 def test_accelerate_configs_parse() -> None:
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from mmla.training.commands import ACCELERATE_DIR
+    from mmla.cli.train import ACCELERATE_DIR
 
     kinds = {}
     for name in ("single_gpu", "ddp", "zero2", "zero3", "zero3_offload"):
@@ -123,7 +123,7 @@ def test_accelerate_configs_parse() -> None:
 
 
 def test_mmla_train_print_command(capsys: pytest.CaptureFixture[str]) -> None:
-    from mmla.eval.cli import main
+    from mmla.cli.main import main
 
     assert main(["train", "--print-command", "--accelerate", "zero3", "--num-processes", "4", "--",
                  "--recipe", "paper/it/qwen2-vl-7b"]) == 0  # fmt: skip

@@ -1,7 +1,7 @@
-"""The ``mmla`` command.
+"""The ``mmla`` command (console script ``mmla = mmla.cli.main:main``; also ``python -m mmla.cli``).
 
-Each subpackage owns its subcommands through a ``register(subparsers)`` function,
-so this entry point knows none of them by name beyond the list below.
+Each module below contributes its subcommands through a ``register(subparsers)`` function. They live in
+this package, on top of the library packages, which import no command line.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import sys
 
 # Modules that contribute subcommands; each exposes register(subparsers).
 COMMAND_MODULES = (
-    "mmla.loaders.cli",  # mmla data build|sample|info
-    "mmla.eval.commands",  # mmla eval, mmla report
-    "mmla.training.commands",  # mmla train (wraps training/sft.py)
-    "mmla.hub_cards.cli",  # mmla push, mmla leaderboard, mmla card
+    "mmla.cli.data",  # mmla data build|sample|info|fetch
+    "mmla.cli.eval",  # mmla eval, mmla report
+    "mmla.cli.train",  # mmla train (wraps training/sft.py)
+    "mmla.cli.hub",  # mmla push, mmla leaderboard, mmla card
 )
 
 
@@ -43,13 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=HfArgumentParser)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     _no_abbreviations(parser)
     return parser
 

@@ -12,8 +12,11 @@ import shlex
 import subprocess
 from pathlib import Path
 
-ACCELERATE_DIR = Path(__file__).parent / "recipes" / "accelerate"
-SFT_SCRIPT = Path(__file__).parent / "sft.py"
+import mmla.training
+
+TRAINING_DIR = Path(mmla.training.__file__).parent  # the recipes and the script ship with the training package
+ACCELERATE_DIR = TRAINING_DIR / "recipes" / "accelerate"
+SFT_SCRIPT = TRAINING_DIR / "sft.py"
 OWN_OPTIONS = ("--print-command", "--accelerate", "--num-processes")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from mmla.eval.arguments import EvalArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
-CLI_MODULE = "mmla.eval.cli"
+CLI_MODULE = "mmla.cli"
 """The module the launcher runs in each process (``python -m``)."""
 
 
