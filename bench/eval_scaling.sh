@@ -31,7 +31,9 @@ if [ -d /tmp/site/av.libs ] && [ ! -e /tmp/ffmpeg_libs/.done ]; then
   done
   touch /tmp/ffmpeg_libs/.done
 fi
-export LD_LIBRARY_PATH=/tmp/ffmpeg_libs:${LD_LIBRARY_PATH:-}
+# av.libs too: its libraries name their bundled dependencies (libdrm-<hash>.so) by file name, and $ORIGIN of a
+# symlinked copy is the link's folder.
+export LD_LIBRARY_PATH=/tmp/ffmpeg_libs:/tmp/site/av.libs:${LD_LIBRARY_PATH:-}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
 cmd=$1
