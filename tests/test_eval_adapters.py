@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from eval_tiny import tiny_llama, tiny_qwen2, tiny_tokenizer
 
 from mmla.eval.adapters import (
     CausalLMAdapter,
@@ -20,6 +19,7 @@ from mmla.eval.adapters.qwen2_vl import Qwen2VLAdapter
 from mmla.eval.prompts import build_messages, build_target
 from mmla.eval.scoring import candidate_token_ids, generate_answers, rank_scores, rank_scores_full
 from mmla.loaders.tasks import get_task
+from mmla.training.testing import tiny_llama, tiny_qwen2, tiny_tokenizer
 
 MINTREC = get_task("mintrec")
 

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from eval_tiny import tiny_llama, tiny_tokenizer
 
 from mmla.cli.main import main
 from mmla.loaders.tasks import get_task
+from mmla.training.testing import tiny_llama, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

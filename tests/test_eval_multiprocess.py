@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from eval_tiny import tiny_llama, tiny_tokenizer
 
 from mmla.cli.main import main
 from mmla.loaders import load_task
+from mmla.training.testing import tiny_llama, tiny_tokenizer
 
 TASKS = ("mosi", "meld", "annomi_client")  # a restricted corpus too: text-only needs no clips
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
-from eval_tiny import rig_to_answer, tiny_llama, tiny_tokenizer
 
 from mmla.eval.adapters import adapter_for
 from mmla.eval.adapters.base import VisionLanguageAdapter
 from mmla.eval.prompts import build_target
 from mmla.eval.runner import evaluate_tasks, read_predictions
 from mmla.loaders.tasks import get_task
+from mmla.training.testing import rig_to_answer, tiny_llama, tiny_tokenizer
 
 MINTREC, MOSI = get_task("mintrec"), get_task("mosi")
 

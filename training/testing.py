@@ -1,20 +1,31 @@
-"""Tiny random models with real tokenizers/processors, built offline, for tests and ``--tiny`` benchmarks.
+"""Tiny random models with real tokenizers/processors, built offline: the one test helper of the project.
 
-The tokenizer is a byte-level BPE trained on the MMLA prompts themselves, with a ChatML chat template,
-so prompts tokenize to realistic structures (system/user/assistant turns, end-of-turn token) without
-any download.
+Used by the tests (eval, training, hub_cards) and the ``--tiny`` benchmarks. The tokenizer is a byte-level
+BPE trained on the MMLA prompts themselves, so prompts tokenize to realistic structures (turns, end-of-turn
+token) without any download. Two chat templates: :data:`CHATML` (a plain text LLM; a video is one
+``<|video|>`` token, the default) and :data:`CHAT_TEMPLATE` (Qwen-VL style: a default system turn and
+``<|vision_start|><|video_pad|><|vision_end|>`` per clip, what the Qwen-VL processors expand).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|video_pad|>",
-            "<|image_pad|>"]  # fmt: skip
+            "<|image_pad|>", "<|video|>"]  # fmt: skip
+"""Special tokens, ids 0.. in this order: pad 0, ``<|im_start|>`` 1, eos ``<|im_end|>`` 2."""
 
-# ChatML; string or typed content (Qwen2-VL style video placeholders).
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'video' %}<|video|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
@@ -27,6 +38,12 @@ CHAT_TEMPLATE = (
     "<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+"""ChatML with Qwen-VL video/image placeholders and its default system turn."""
+
+TINY_TEXT = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+"""The decoder shape every tiny model shares (widths differ)."""
+MROPE = {"rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}}
+"""Qwen2-VL / Qwen2.5-VL multimodal rotary sections for the 16-dim heads of the tiny text model."""
 
 
 def _corpus() -> list[str]:
@@ -35,15 +52,15 @@ def _corpus() -> list[str]:
 
     texts = ["You are a helpful assistant.", "system user assistant", "okay so here is my moment"]
     for task in TASKS.values():
+        texts.append(build_prompt(task, "hello there, how are you today? I am sorry. Thanks!"))
         texts.append(build_prompt(task, "i am so happy today, what a wonderful surprise"))
         texts.extend(build_target(task, label) for label in task.labels)
     return texts * 2
 
 
-def tiny_tokenizer(vocab_size: int = 1200, chat_template: str | None = CHAT_TEMPLATE) -> Any:
-    """A fast BPE tokenizer trained on the MMLA prompt vocabulary (deterministic)."""
+@lru_cache(maxsize=2)
+def _trained_bpe(vocab_size: int) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -52,34 +69,115 @@ def tiny_tokenizer(vocab_size: int = 1200, chat_template: str | None = CHAT_TEMP
         vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     bpe.train_from_iterator(_corpus(), trainer)
+    return bpe
+
+
+def tiny_tokenizer(chat_template: str | None = CHATML, vocab_size: int = 1200) -> Any:
+    """A fast BPE tokenizer trained on the MMLA prompt vocabulary (deterministic; trained once per size)."""
+    from transformers import PreTrainedTokenizerFast
+
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", padding_side="right"
-    )
-    tok.chat_template = chat_template
+        tokenizer_object=copy.deepcopy(_trained_bpe(vocab_size)), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        bos_token=None, padding_side="right",
+    )  # fmt: skip
+    if chat_template:
+        tok.chat_template = chat_template
     return tok
 
 
-def tiny_causal_lm(out_dir: str | Path, *, chat_template: str | None = CHAT_TEMPLATE, seed: int = 0) -> Path:
-    """Save a 2-layer random Llama + the tiny tokenizer to ``out_dir`` (loadable by ``load_model``)."""
+def tiny_llama(vocab: int, seed: int = 0, **sizes: Any) -> Any:
+    """A random 2-layer Llama (width 32 unless ``sizes`` say otherwise) in eval mode; pad id 0, eos id 2."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    out = Path(out_dir)
-    tok = tiny_tokenizer(chat_template=chat_template)
     torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, bos_token_id=None, tie_word_embeddings=True,
-    )  # fmt: skip
-    LlamaForCausalLM(cfg).save_pretrained(out)
+    cfg = LlamaConfig(**{"vocab_size": vocab, "hidden_size": 32, "intermediate_size": 64, **TINY_TEXT,
+                         "max_position_embeddings": 1024, "pad_token_id": 0, "eos_token_id": 2, "bos_token_id": None,
+                         **sizes})  # fmt: skip
+    return LlamaForCausalLM(cfg).eval()
+
+
+def tiny_qwen2(vocab: int, seed: int = 0) -> Any:
+    """A random 2-layer Qwen2 (width 32) in eval mode; pad id 0, eos id 2."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, **TINY_TEXT,
+                      max_position_embeddings=1024, pad_token_id=0, eos_token_id=2)  # fmt: skip
+    return Qwen2ForCausalLM(cfg).eval()
+
+
+def tiny_causal_lm(out_dir: str | Path, *, chat_template: str | None = CHAT_TEMPLATE, seed: int = 0) -> Path:
+    """Save a 2-layer random Llama (width 64) + the tiny tokenizer to ``out_dir`` (loadable by ``load_model``)."""
+    out = Path(out_dir)
+    tok = tiny_tokenizer(chat_template)
+    model = tiny_llama(len(tok), seed, hidden_size=64, intermediate_size=128, max_position_embeddings=2048,
+                       tie_word_embeddings=True)  # fmt: skip
+    model.save_pretrained(out)
     tok.save_pretrained(out)
+    return out
+
+
+def rig_to_answer(model: Any, token_ids: list[int], trigger: int, eos: int) -> Any:
+    """Make ``model`` always continue ``trigger`` with ``token_ids`` then ``eos`` (a bigram bonus on the logits).
+
+    The bonus depends only on the current input token, so cached and uncached forwards agree.
+    """
+    import torch
+
+    nxt = torch.full((model.config.vocab_size,), -1, dtype=torch.long)
+    chain = [trigger, *token_ids, eos]
+    for a, b in itertools.pairwise(chain):
+        nxt[a] = b
+    orig = model.forward
+
+    def forward(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        ids = kwargs["input_ids"]
+        k = out.logits.shape[1]
+        target = nxt[ids[:, -k:].cpu()].to(out.logits.device)
+        bonus = torch.zeros_like(out.logits)
+        hit = target >= 0
+        bonus[hit] = bonus[hit].scatter(-1, target[hit][:, None], 50.0)
+        out.logits = out.logits + bonus
+        return out
+
+    model.forward = forward
+    return model
+
+
+def _qwen_vl(config_cls: Any, model_cls: Any, vision_cfg: dict[str, Any], text: dict[str, Any], *, seed: int,
+             **top: Any) -> tuple[Any, Any]:  # fmt: skip
+    """The tiny tokenizer (Qwen-VL template) and a random Qwen-VL family model: 2 text layers (width 64);
+    ``text`` and ``top`` add to the text config and the model config."""
+    import torch
+
+    tok = tiny_tokenizer(CHAT_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
+    text_cfg = {
+        "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, **TINY_TEXT,
+        "max_position_embeddings": 4096, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+        "bos_token_id": None, "tie_word_embeddings": True, **text,
+    }  # fmt: skip
+    cfg = config_cls(
+        text_config=text_cfg, vision_config=vision_cfg, image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"], **top,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    return tok, model_cls(copy.deepcopy(cfg))
+
+
+def _save(out_dir: str | Path, model: Any, processor: Any) -> Path:
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
     return out
 
 
 def tiny_qwen2_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 * 56) -> Path:
     """Save a random Qwen2-VL (2 text + 1 vision layers) with a full processor (needs torchvision)."""
-    import torch
     from transformers import (
         Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
@@ -88,25 +186,9 @@ def tiny_qwen2_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 * 
         Qwen2VLVideoProcessor,
     )
 
-    out = Path(out_dir)
-    tok = tiny_tokenizer()
-    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
-    text_cfg = {
-        "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
-        "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"], "bos_token_id": None,
-        "tie_word_embeddings": True,
-    }  # fmt: skip
     vision_cfg = {"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14,
                   "spatial_merge_size": 2, "temporal_patch_size": 2, "in_chans": 3}  # fmt: skip
-    cfg = Qwen2VLConfig(
-        text_config=text_cfg, vision_config=vision_cfg, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(copy.deepcopy(cfg))
+    tok, model = _qwen_vl(Qwen2VLConfig, Qwen2VLForConditionalGeneration, vision_cfg, MROPE, seed=seed)
     size = {"shortest_edge": 28 * 28, "longest_edge": max_pixels}
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=size),
@@ -114,21 +196,7 @@ def tiny_qwen2_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 * 
         tokenizer=tok,
         chat_template=CHAT_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
-
-
-def _tiny_qwen_vl_ids(tok: Any) -> tuple[dict[str, int], dict[str, Any]]:
-    """Special-token ids and the 2-layer text config shared by the tiny Qwen-VL families."""
-    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
-    text_cfg = {
-        "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-        "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"], "bos_token_id": None,
-        "tie_word_embeddings": True,
-    }  # fmt: skip
-    return ids, text_cfg
+    return _save(out_dir, model, processor)
 
 
 def tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 * 56) -> Path:
@@ -137,7 +205,6 @@ def tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 
     Its processor returns ``second_per_grid_ts`` (``temporal_patch_size / fps``), computed from the clips'
     ``video_metadata``; its vision MLP reuses the decoder's layer names (``gate_proj``/``up_proj``/``down_proj``).
     """
-    import torch
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -146,20 +213,10 @@ def tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 
         Qwen2VLVideoProcessor,
     )
 
-    out = Path(out_dir)
-    tok = tiny_tokenizer()
-    ids, text_cfg = _tiny_qwen_vl_ids(tok)
-    text_cfg["rope_scaling"] = {"type": "mrope", "mrope_section": [2, 3, 3]}
     vision_cfg = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
                   "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
                   "fullatt_block_indexes": [0], "in_channels": 3}  # fmt: skip
-    cfg = Qwen2_5_VLConfig(
-        text_config=text_cfg, vision_config=vision_cfg, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(copy.deepcopy(cfg))
+    tok, model = _qwen_vl(Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, vision_cfg, MROPE, seed=seed)
     size = {"shortest_edge": 28 * 28, "longest_edge": max_pixels}
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=size),
@@ -167,9 +224,7 @@ def tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 56 
         tokenizer=tok,
         chat_template=CHAT_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return _save(out_dir, model, processor)
 
 
 def tiny_qwen3_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 64 * 64) -> Path:
@@ -178,7 +233,6 @@ def tiny_qwen3_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 64 * 
     Its processor writes ``<t seconds>`` before each temporal patch of a video, from the clip's
     ``video_metadata`` (``frames_indices / fps``); ``max_pixels`` is per frame.
     """
-    import torch
     from transformers import (
         Qwen2VLImageProcessor,
         Qwen3VLConfig,
@@ -187,24 +241,13 @@ def tiny_qwen3_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 64 * 
         Qwen3VLVideoProcessor,
     )
 
-    out = Path(out_dir)
-    tok = tiny_tokenizer()
-    ids, text_cfg = _tiny_qwen_vl_ids(tok)
-    text_cfg.update(
-        head_dim=16,
-        rope_parameters={"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 3, 3],
-                         "mrope_interleaved": True},
-    )  # fmt: skip
     vision_cfg = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
                   "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
                   "num_position_embeddings": 16, "deepstack_visual_indexes": [0], "in_channels": 3}  # fmt: skip
-    cfg = Qwen3VLConfig(
-        text_config=text_cfg, vision_config=vision_cfg, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(copy.deepcopy(cfg))
+    rope = {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    text = {"head_dim": 16, "rope_parameters": rope}
+    tok, model = _qwen_vl(Qwen3VLConfig, Qwen3VLForConditionalGeneration, vision_cfg, text, seed=seed,
+                          tie_word_embeddings=True)  # fmt: skip
     processor = Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(size={"shortest_edge": 32 * 32, "longest_edge": max_pixels},
                                               patch_size=16),
@@ -213,6 +256,4 @@ def tiny_qwen3_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 64 * 
         tokenizer=tok,
         chat_template=CHAT_TEMPLATE,
     )  # fmt: skip
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return _save(out_dir, model, processor)
