@@ -147,7 +147,7 @@ def fit_size(height: int, width: int, max_pixels: int | None, *, multiple: int =
     return h, w
 
 
-def _indices(total: int, fps_src: float, duration: float, num_frames: int | None, fps: float | None) -> list[int]:
+def _indices(total: int, duration: float, num_frames: int | None, fps: float | None) -> list[int]:
     if total <= 0:
         return []
     if fps is not None:
@@ -201,7 +201,7 @@ def sample_frames(
     total = md.num_frames or len(dec)
     src_fps = float(md.average_fps or 0.0)
     duration = float(md.duration_seconds or (total / src_fps if src_fps else 0.0))
-    idx = _indices(total, src_fps, duration, num_frames, fps)
+    idx = _indices(total, duration, num_frames, fps)
     if not idx:
         raise VideoDecodeError(f"{name}: video has no frames")
     try:  # one sorted batch: torchcodec decodes forward, seeking only to reach a later keyframe
