@@ -205,11 +205,17 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from mmla.eval.report import load_results, write_plots, write_report
+    from mmla.eval.report import write_plots, write_report
+    from mmla.eval.results import load_results
 
     runs = [load_results(d) for d in args.dirs]
     out = Path(args.output or (args.dirs[0] if Path(args.dirs[0]).is_dir() else Path(args.dirs[0]).parent))
-    text = write_report(runs, out)
+    ranking = None
+    if len(runs) > 1:  # ranking is the leaderboard's: runs that differ in split, tasks, protocol or data apart
+        from mmla.hub_cards.leaderboard import build_leaderboard, leaderboard_markdown
+
+        ranking = leaderboard_markdown(build_leaderboard(runs, with_paper=False, allow_mixed=True))
+    text = write_report(runs, out, ranking=ranking)
     print(text)
     if args.plots:
         for res in runs:

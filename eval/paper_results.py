@@ -1,9 +1,31 @@
-"""Reference numbers of the MMLA paper (Zhang et al., 2025), test split, ACC in percent.
+"""The MMLA paper's numbers (Zhang et al., 2025; test split, ACC in percent) and the one comparison with them.
 
-Data only; ``report.py`` compares a run with them when its model is one of the paper's.
+The paper scored every model on the test split of all 12 tasks of the official release, with the upstream
+code's prompts, label lists and answer parsing. :func:`paper_problems` says why a run is not comparable with
+that (synthetic or user data, another split, a subset of tasks, another protocol); reports and model cards
+render :func:`paper_comparison`, and the leaderboard ranks a run among :func:`paper_rows` only when it has
+no problem.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mmla.eval.results import RunResults, pooled_over
+from mmla.loaders.tasks import MMLA_HUB_REPO, TASKS
+
+PAPER_SPLIT = "test"
+PAPER_SOURCE = "Zhang et al., 2025 (MMLA, arXiv 2504.16427)"
+PAPER_URL = "https://arxiv.org/abs/2504.16427"
+PAPER_STYLES: dict[str, frozenset[str]] = {
+    "zero-shot": frozenset({"upstream"}),
+    "sft": frozenset({"upstream", "upstream_sft"}),
+    "it": frozenset({"upstream", "upstream_sft"}),
+}
+"""Prompt styles the paper's numbers were produced with (upstream code), per method."""
+PAPER_PROTOCOL = {"label_set": "upstream", "parse_mode": "upstream"}
+"""The paper's label lists and answer parsing (upstream ``infer.py``/``eval.py``)."""
 
 # Paper model name -> Hub ids (lower-case, without org) that are that model.
 PAPER_MODELS: dict[str, tuple[str, ...]] = {
@@ -57,6 +79,27 @@ PER_TASK: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+@dataclass(frozen=True)
+class PaperRow:
+    """One model of the paper's Figures 2-3: overall ACC pooled over the 12 test sets."""
+
+    model: str
+    method: str  # "zero-shot" | "sft" | "it"
+    overall_acc: float
+    tasks: dict[str, float] = field(default_factory=dict)
+    """Per-task ACC where the paper states it."""
+
+
+def paper_rows(methods: Sequence[str] = ("zero-shot", "sft", "it")) -> list[PaperRow]:
+    """The paper's rows for the given methods, best first."""
+    rows = [
+        PaperRow(model, method, acc, dict(PER_TASK.get(method, {}).get(model, {})))
+        for method in methods
+        for model, acc in OVERALL.get(method, {}).items()
+    ]
+    return sorted(rows, key=lambda r: -r.overall_acc)
+
+
 def paper_model(model_id: str | None) -> str | None:
     """The paper's name of ``model_id`` (a Hub id or path), or None when the paper did not evaluate it."""
     if not model_id:
@@ -66,3 +109,89 @@ def paper_model(model_id: str | None) -> str | None:
         if tail in ids:
             return name
     return None
+
+
+def paper_problems(runs: RunResults | Sequence[RunResults]) -> list[str]:
+    """Why a run (or one model's runs on different tasks) cannot be ranked with the paper; empty: it can."""
+    runs = [runs] if isinstance(runs, RunResults) else list(runs)
+    problems: list[str] = []
+    for run in runs:
+        source = run.data_source
+        if source.kind == "sample":
+            problems.append("a synthetic sample release (`mmla data sample`), not the MMLA release")
+        elif source.kind == "user":
+            problems.append(f"{source.describe()}, not a verified fetch of {MMLA_HUB_REPO} (`mmla data fetch`)")
+        elif source.kind == "unknown":
+            problems.append(
+                "data whose origin its results.json does not record (written by an older mmla; rerun `mmla eval` "
+                "into the same folder to record it, cached predictions are reused)"
+            )
+        if run.split != PAPER_SPLIT:
+            problems.append(f"the {run.split} split, not {PAPER_SPLIT}")
+        style = run.prompt_style
+        if style not in PAPER_STYLES.get(run.method, frozenset()):
+            problems.append(f"the `{style}` prompt style, not the upstream code's")
+        off = [f"{k.replace('_', ' ')} `{getattr(run, k)}`" for k, v in PAPER_PROTOCOL.items() if getattr(run, k) != v]
+        if off:
+            problems.append(
+                f"{' and '.join(off)}, not upstream (the paper's code; `mmla eval --upstream-labels --parse-mode "
+                "upstream`)"
+            )
+    covered = {t for r in runs for t in r.tasks}
+    if covered != set(TASKS):
+        problems.append(f"{len(covered)} of the {len(TASKS)} tasks")
+    return list(dict.fromkeys(problems))
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{float(value):.2f}"
+
+
+def paper_comparison(runs: RunResults | Sequence[RunResults], *, top: int = 5) -> str:
+    """Markdown: the run against the paper (its model's per-task ACC where the paper gives it, the best rows).
+
+    ``runs``: one run, or one model's runs on different tasks (pooled from counts). The text says plainly
+    when the run is not comparable with the paper, and why; differences are shown only when it is.
+    """
+    runs = [runs] if isinstance(runs, RunResults) else list(runs)
+    run = runs[0]
+    problems = paper_problems(runs)
+    name = paper_model(run.base_model) or paper_model(run.model)
+    group = ("zero-shot",) if run.method == "zero-shot" else ("sft", "it")
+    setting = f"{PAPER_SPLIT} split of all {len(TASKS)} tasks of the official release, upstream prompts and parsing"
+    lines = [f"Reference numbers from {PAPER_SOURCE}, [{PAPER_URL}]({PAPER_URL}) ({setting})."]
+    if problems:
+        lines[0] += (
+            f" **Not comparable:** this run used {'; '.join(problems)}. The paper's numbers are shown for "
+            "reference only."
+        )
+    lines.append("")
+    rows = paper_rows(group)
+    same = [r for r in rows if r.model == name and r.method == run.method]
+    per_task = [
+        (k, same[0].tasks[k], t.metrics.get("acc"))
+        for r in runs
+        for k, t in r.tasks.items()
+        if same and k in same[0].tasks
+    ]
+    if per_task:
+        delta = not problems
+        lines += [
+            f"| task | paper ACC ({name}, {run.method_label}) | this run ACC |" + (" Δ |" if delta else ""),
+            "|---|---:|---:|" + ("---:|" if delta else ""),
+        ]
+        for key, paper, ours in per_task:
+            cells = f"| `{key}` | {_fmt(paper)} | {_fmt(ours)} |"
+            if delta and ours is not None:
+                cells += f" {float(ours) - paper:+.2f} |"
+            lines.append(cells)
+        lines.append("")
+    lines += ["| model | method | overall ACC |", "|---|---|---:|"]
+    shown = rows[:top] + [r for r in rows[top:] if r.model == name]
+    lines += [
+        f"| {r.model} (paper) | {r.method if r.method == 'zero-shot' else r.method.upper()} | {_fmt(r.overall_acc)} |"
+        for r in shown
+    ]
+    overall = pooled_over(runs)
+    lines.append(f"| **this run** ({overall.n} samples) | {run.method_label} | **{_fmt(overall.acc)}** |")
+    return "\n".join(lines)

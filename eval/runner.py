@@ -26,9 +26,9 @@ from mmla.eval.checks import check_context, check_settings, load_eval_data
 from mmla.eval.distributed import broadcast_from_main, dist_state, gather_rows, shard_by_length
 from mmla.eval.parsing import MULTI, UNKNOWN, parse_answer
 from mmla.eval.prompts import DEFAULT_STYLE, normalize_style
+from mmla.eval.results import RESULTS_FILENAME, DataSource, RunResults, TaskResult, check_result_names
 from mmla.eval.samples import SKIPPED, EvalSettings, Sample, build_samples
-from mmla.loaders.files import write_json_atomic
-from mmla.loaders.tasks import DIMENSIONS, TaskSpec, get_task, resolve_tasks
+from mmla.loaders.tasks import TaskSpec, get_task, resolve_tasks
 
 __all__ = [
     "EvalSettings",
@@ -40,6 +40,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 MMLA_VERSION = "0.1.0"
+UNNAMED_MODEL = "unnamed-model"
+"""Recorded for a model given in memory without a name (``model_name=``) or a config path."""
 
 
 def evaluate_tasks(
@@ -70,8 +72,8 @@ def evaluate_tasks(
     show_progress: bool = True,
     on_batch_end: Callable[[str, int], None] | None = None,
     loaded: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``adapter`` on ``tasks`` and write ``output_dir/results.json`` (schema in docs/architecture.md).
+) -> RunResults:
+    """Evaluate ``adapter`` on ``tasks``, write ``output_dir/results.json`` and return it as :class:`RunResults`.
 
     ``data``: a release folder / repo id for ``mmla.loaders.load_task``, or a mapping task key ->
     ``Dataset``/path; ``videos`` is the folder of restricted corpora's clips. ``loaded``: the splits
@@ -107,38 +109,18 @@ def evaluate_tasks(
         label_set=label_set,
         use_chat_template=adapter.use_chat_template,
     )
+    check_result_names(model=settings.model, adapter=adapter_path, base_model=base_model)  # before any work
     state = dist_state()
     is_main = state is None or state.is_main_process
     out_dir = prepare_eval_output(output_dir) if is_main else Path(output_dir)
-    results: dict[str, Any] = {
-        "mmla_version": MMLA_VERSION,
-        "model": settings.model,
-        "adapter": adapter_path,
-        "base_model": base_model,
-        "method": method,
-        "mode": mode,
-        "split": split,
-        "data": data
-        if isinstance(data, str | type(None))
-        else str(data)
-        if isinstance(data, os.PathLike)
-        else "in-memory",
-        "text_only": text_only,
-        "prompt_style": prompt_style,
-        "label_set": label_set,
-        "parse_mode": parse_mode,  # applies to generated answers (rank mode picks a label directly)
-        "upstream_metrics": upstream_metrics,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "settings": asdict(settings),
-        "tasks": {},
-    }
-    pooled: dict[str, list[tuple[list[str], list[str]]]] = {}
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     t_start = time.perf_counter()
     pred_dir = out_dir / "predictions"
     given = dict(loaded or {})
     missing = [t for t in task_list if t.key not in given]
     if missing:
         given.update(load_eval_data(missing, data, split, text_only=text_only, videos=videos, limit=limit, state=state))
+    source = DataSource.detect(data, task_list, split)  # where the rows just loaded came from
     per_task: list[tuple[TaskSpec, list[Sample], dict[str, dict[str, Any]]]] = []
     pending: list[Sample] = []
     multi = state is not None and state.num_processes > 1
@@ -167,6 +149,7 @@ def evaluate_tasks(
         else:
             new_rows = score_samples(adapter, pending, settings, batch_size, lambda k: pred_dir / f"{k}.jsonl", **kw)
     computed = len(pending)
+    task_results: dict[str, TaskResult] = {}
     for task, samples, reuse in per_task:
         by_id = {**reuse, **{r["id"]: r for r in new_rows.get(task.key, [])}}
         rows = [by_id[s.id] for s in samples]
@@ -176,41 +159,51 @@ def evaluate_tasks(
                     row["pred"] = parse_answer(task, row["raw"], parse_mode)
         if is_main:
             rewrite_ordered(pred_dir / f"{task.key}.jsonl", rows)
-        results["tasks"][task.key] = _task_result(task, rows, upstream_metrics, n_bootstrap)
-        scored = [r for r in rows if r["pred"] != SKIPPED]
-        pooled.setdefault(task.dimension, []).append(([r["pred"] for r in scored], [r["gold"] for r in scored]))
-    from mmla.eval.metrics import pooled_accuracy
-
-    results["dimensions"] = {d: pooled_accuracy(pooled[d]) for d in DIMENSIONS if d in pooled}
-    results["overall"] = pooled_accuracy([pt for d in pooled.values() for pt in d])
+        task_results[task.key] = _task_result(task, rows, upstream_metrics, n_bootstrap)
     elapsed = time.perf_counter() - t_start
-    results["timing"] = {"seconds": round(elapsed, 2), "samples_computed": computed,
-                         "samples_per_second": round(computed / elapsed, 3) if computed and elapsed else None,
-                         "num_processes": 1 if state is None else state.num_processes}  # fmt: skip
+    run = RunResults(
+        model=settings.model or UNNAMED_MODEL,
+        split=split,
+        tasks=task_results,
+        adapter=adapter_path,
+        base_model=base_model,
+        method=method,
+        mode=mode,
+        data=data if isinstance(data, str | type(None)) else str(data) if isinstance(data, os.PathLike) else "in-memory",
+        data_source=source,
+        text_only=text_only,
+        prompt_style=prompt_style,
+        label_set=label_set,
+        parse_mode=parse_mode,  # applies to generated answers (rank mode picks a label directly)
+        upstream_metrics=upstream_metrics,
+        created=created,
+        mmla_version=MMLA_VERSION,
+        settings=asdict(settings),
+        timing={"seconds": round(elapsed, 2), "samples_computed": computed,
+                "samples_per_second": round(computed / elapsed, 3) if computed and elapsed else None,
+                "num_processes": 1 if state is None else state.num_processes},
+    )  # fmt: skip
     if is_main:
-        write_json_atomic(out_dir / "results.json", results)
-    return results
+        run.write(out_dir / RESULTS_FILENAME)
+    return run
 
 
-def _task_result(task: TaskSpec, rows: list[dict[str, Any]], upstream: bool, n_bootstrap: int) -> dict[str, Any]:
+def _task_result(task: TaskSpec, rows: list[dict[str, Any]], upstream: bool, n_bootstrap: int) -> TaskResult:
+    """Metrics, ACC interval and counts of one task's rows (skipped samples listed, not scored)."""
     from mmla.eval.metrics import bootstrap_ci, compute_metrics
 
     scored = [r for r in rows if r["pred"] != SKIPPED]
     preds, golds = [r["pred"] for r in scored], [r["gold"] for r in scored]
-    res: dict[str, Any] = {
-        "dataset": task.dataset,
-        "dimension": task.dimension,
-        "n": len(scored),
-        "num_unknown": preds.count(UNKNOWN),
-        "num_multi": preds.count(MULTI),
-    }
-    if scored:
-        res["metrics"] = compute_metrics(task, preds, golds, upstream_compatible=upstream)
-        if n_bootstrap:
-            res["ci95"] = bootstrap_ci(preds, golds, task.labels, n_resamples=n_bootstrap)
-    else:
-        res["metrics"] = {}
-    skipped = [r["id"] for r in rows if r["pred"] == SKIPPED]
-    if skipped:
-        res["skipped"] = skipped
-    return res
+    metrics = compute_metrics(task, preds, golds, upstream_compatible=upstream) if scored else {}
+    ci95 = bootstrap_ci(preds, golds, task.labels, n_resamples=n_bootstrap) if scored and n_bootstrap else {}
+    return TaskResult(
+        dataset=task.dataset,
+        dimension=task.dimension,
+        n=len(scored),
+        correct=sum(p == g for p, g in zip(preds, golds, strict=True)),
+        metrics=metrics,
+        ci95={k: (lo, hi) for k, (lo, hi) in ci95.items()},
+        num_unknown=preds.count(UNKNOWN),
+        num_multi=preds.count(MULTI),
+        skipped=tuple(r["id"] for r in rows if r["pred"] == SKIPPED),
+    )

@@ -1,10 +1,12 @@
 """Rank models by pooled ACC (overall and per dimension), like Figures 2-3 of the MMLA paper.
 
-Zero-shot and fine-tuned (SFT/IT) runs are ranked in separate sections, as in the paper, and so are
-runs of different prompt protocols (prompt style, label set, parsing: mixing them needs
-``allow_mixed``). Every row says its protocol. The paper's own rows (upstream prompt, test split, all
-12 tasks) are ranked among a section's runs only when those runs share that setting; otherwise they are
-listed apart, for reference only.
+Zero-shot and fine-tuned (SFT/IT) runs are ranked in separate sections, as in the paper. Within a group,
+runs are ranked together only when they share split, task set, prompt protocol and data source
+(:attr:`RunResults.comparability`); runs that differ are refused, or with ``allow_mixed`` ranked in
+sections of their own. The paper's rows were scored on the test split of all 12 tasks of the official
+release with the upstream code's protocol: a run is ranked among them only when it was scored that way
+(:func:`mmla.eval.paper_results.paper_problems` finds nothing). Every other run is listed under "not
+comparable with the paper", with the reason, and the paper's rows are shown apart, for reference.
 """
 
 from __future__ import annotations
@@ -13,19 +15,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mmla.hub_cards.paper_rows import PAPER_SOURCE, PAPER_SPLIT, paper_rows
-from mmla.hub_cards.results import (
-    PAPER_PROTOCOL,
-    PAPER_STYLES,
-    RunResults,
-    check_compatible,
-    fmt,
-    load_results,
-    protocol_text,
-)
+from mmla.eval.paper_results import PAPER_SOURCE, PAPER_SPLIT, paper_problems, paper_rows
+from mmla.hub_cards.results import RunResults, check_compatible, fmt, load_results
 from mmla.loaders.files import save_figure_atomic, write_text_atomic
-from mmla.loaders.tasks import DIMENSIONS, TASKS
+from mmla.loaders.tasks import DIMENSIONS, MMLA_HUB_REPO, TASKS
 
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "zero-shot": ("Zero-shot inference", ("zero-shot",)),
@@ -45,25 +40,37 @@ class Row:
     source: str = "this run"  # "this run" | "paper"
     split: str = PAPER_SPLIT
     tasks: int = len(TASKS)
-    mark: str = ""
-    prompt: str = "upstream"
-    """Prompt protocol in words (style, and label set / parsing when recorded)."""
+    prompt: str = "upstream, labels upstream, parsing upstream"
+    """Prompt protocol in words."""
 
 
 @dataclass
 class Section:
-    """One ranked table: one method group under one prompt protocol."""
+    """One table of a method group.
+
+    ``kind``: ``paper`` (runs ranked among the paper's rows), ``runs`` (runs ranked among themselves: not
+    comparable with the paper, or the paper left out) or ``reference`` (the paper's rows alone).
+    """
 
     group: str
-    protocol: tuple[str, str | None, str | None]
+    kind: str
     rows: list[Row]
-    """Ranked by overall ACC, best first (paper rows included when comparable)."""
-    separate_paper: list[Row] = field(default_factory=list)
-    """Paper rows listed apart when this section's runs are not comparable with the paper's setting."""
+    """Best first."""
+    setting: str = ""
+    """What the runs of this section share: split, tasks, protocol, data."""
+    protocol: str = ""
+    """Their prompt protocol in words (the title of a section of runs when the paper is left out)."""
+    reason: str | None = None
+    """Why these runs are not ranked with the paper (``runs`` sections when the paper is shown)."""
 
     @property
     def title(self) -> str:
-        return f"{GROUPS[self.group][0]}: {protocol_text(self.protocol)}"
+        label = GROUPS[self.group][0]
+        if self.kind == "paper":
+            return f"{label}: ranked with the paper"
+        if self.kind == "reference":
+            return f"{label}: the paper's rows (reference, not ranked with the runs above)"
+        return f"{label}: not comparable with the paper" if self.reason else f"{label}: {self.protocol}"
 
 
 @dataclass
@@ -71,39 +78,39 @@ class Leaderboard:
     sections: list[Section]
     notes: list[str]
     dimensions: list[str]
-    split: str
+    with_paper: bool = True
 
-    def section(self, group: str) -> Section:
-        """The only section of a method group (tests and single-protocol callers)."""
-        (found,) = [s for s in self.sections if s.group == group]
-        return found
+    def sections_of(self, group: str, kind: str | None = None) -> list[Section]:
+        return [s for s in self.sections if s.group == group and (kind is None or s.kind == kind)]
 
 
-def _row(run: RunResults, mark: str) -> Row:
+def _row(run: RunResults) -> Row:
+    overall = run.overall
     return Row(
         name=run.display_name,
         method=run.method,
-        overall_acc=float(run.overall["acc"]),
-        n=int(run.overall.get("n") or sum(int(e["n"]) for e in run.tasks.values())),
-        dimensions={d: float(v["acc"]) for d, v in run.dimensions.items()},
+        overall_acc=overall.acc,
+        n=overall.n,
+        dimensions={d: a.acc for d, a in run.dimensions.items()},
         split=run.split,
         tasks=len(run.tasks),
-        mark=mark,
         prompt=run.protocol_text.replace("`", "").replace("prompt ", "", 1),
     )
 
 
-def _paper_setting(group: str, runs: Sequence[RunResults]) -> str | None:
-    """Why these runs cannot be ranked among the paper's rows (None: they can)."""
-    if any(r.split != PAPER_SPLIT or r.task_set != set(TASKS) for r in runs):
-        return f"these runs are not on the {PAPER_SPLIT} split of all {len(TASKS)} tasks"
-    if any(r.synthetic_data for r in runs):
-        return "these runs were scored on synthetic sample data (`mmla data sample`), not the MMLA release"
-    styles = {r.prompt_style for r in runs}
-    allowed = set().union(*(PAPER_STYLES[m] for m in GROUPS[group][1]))
-    if not styles <= allowed:
-        return f"these runs use the {', '.join(sorted(styles))} prompt style, not the upstream one"
-    return None
+def _setting(run: RunResults) -> str:
+    return f"{run.split} split, {len(run.tasks)} task(s), {run.protocol_text}; data: {run.data_source.describe()}"
+
+
+def _by_key(runs: Sequence[RunResults]) -> list[list[RunResults]]:
+    groups: dict[Any, list[RunResults]] = {}
+    for run in runs:
+        groups.setdefault(run.comparability, []).append(run)
+    return list(groups.values())
+
+
+def _ranked(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: -r.overall_acc)
 
 
 def build_leaderboard(
@@ -112,76 +119,43 @@ def build_leaderboard(
     if not results:
         raise ValueError("no results given; pass one or more results.json files or run folders")
     runs = [r if isinstance(r, RunResults) else load_results(r) for r in results]
-    notes = [f"† {n}" for n in check_compatible(runs, allow_mixed=allow_mixed, mixed_protocols="sections")]
-    ref = runs[0]
-    marks = ["†" if notes and (r.split != ref.split or r.task_set != ref.task_set) else "" for r in runs]
-    sections: list[Section] = []
-    for key, (_, methods) in GROUPS.items():
-        members = [(r, m) for r, m in zip(runs, marks, strict=True) if r.method in methods]
-        for protocol in dict.fromkeys(r.protocol for r, _ in members):
-            group_runs = [r for r, _ in members if r.protocol == protocol]
-            rows = [_row(r, m) for r, m in members if r.protocol == protocol]
-            section = Section(key, protocol, rows)
-            if with_paper:
-                paper = [
-                    Row(p.model, p.method, p.overall_acc, None, source="paper",
-                        prompt=f"{PAPER_PROMPT[key]}, labels upstream, parsing upstream")
-                    for p in paper_rows(methods)
-                ]  # fmt: skip
-                why_not = _paper_setting(key, group_runs)
-                if why_not is None:
-                    section.rows += paper
-                    off = sorted(
-                        {
-                            f"{k.replace('_', ' ')} `{getattr(r, k)}`"
-                            for r in group_runs
-                            for k, v in PAPER_PROTOCOL.items()
-                            if getattr(r, k) not in (None, v)
-                        }
-                    )
-                    if off:
-                        notes.append(
-                            f"{GROUPS[key][0]}: these runs use {', '.join(off)}; the paper's code used upstream label "
-                            "lists and parsing, which can move ACC by about a point."
-                        )
-                else:
-                    section.separate_paper = paper
-                    notes.append(
-                        f"{GROUPS[key][0]} ({protocol_text(protocol)}): paper rows ({PAPER_SOURCE}) were scored with "
-                        f"the upstream prompt on the {PAPER_SPLIT} split of all {len(TASKS)} tasks; {why_not}, so the "
-                        "paper is listed apart, for reference only."
-                    )
-            section.rows.sort(key=lambda r: -r.overall_acc)
-            sections.append(section)
-    if with_paper and any(r.source == "paper" for s in sections for r in s.rows):
-        data = sorted({str(r.data.get("data")) for r in runs if r.data.get("data")})
+    notes = check_compatible(runs, allow_mixed=allow_mixed)
+    if notes:
         notes.append(
-            f"Paper rows are the numbers reported by {PAPER_SOURCE} on the official MMLA test sets; this run's rows "
-            f"were scored on {', '.join(data) or 'the data recorded in results.json'}: compare only if that is the "
-            "official release."
+            "Runs that differ in these are ranked in separate sections; runs of different sections are not compared."
         )
+    sections: list[Section] = []
+    for group, (_, methods) in GROUPS.items():
+        members = [r for r in runs if r.method in methods]
+        if not members:
+            continue
+        paper = [
+            Row(p.model, p.method, p.overall_acc, None, source="paper",
+                prompt=f"{PAPER_PROMPT[group]}, labels upstream, parsing upstream")
+            for p in paper_rows(methods)
+        ] if with_paper else []  # fmt: skip
+        comparable = [r for r in members if with_paper and not paper_problems(r)]
+        for same in _by_key(comparable):
+            rows = _ranked(paper + [_row(r) for r in same])
+            sections.append(Section(group, "paper", rows, _setting(same[0]), same[0].protocol_text))
+        for same in _by_key([r for r in members if all(r is not c for c in comparable)]):
+            reason = "; ".join(paper_problems(same)) if with_paper else None
+            rows = _ranked([_row(r) for r in same])
+            sections.append(Section(group, "runs", rows, _setting(same[0]), same[0].protocol_text, reason))
+        if with_paper and not comparable:
+            sections.append(Section(group, "reference", paper))
     dims = [d for d in DIMENSIONS if any(d in row.dimensions for s in sections for row in s.rows)]
-    return Leaderboard(sections=sections, notes=notes, dimensions=dims, split=ref.split)
+    return Leaderboard(sections=sections, notes=notes, dimensions=dims, with_paper=with_paper)
 
 
 def _table(rows: Sequence[Row], dims: Sequence[str]) -> list[str]:
-    head = [
-        "rank",
-        "model",
-        "method",
-        "source",
-        "prompt",
-        "split",
-        "tasks",
-        "n",
-        "overall ACC",
-        *(d.replace("_", " ") for d in dims),
-    ]
+    head = ["rank", "model", "method", "source", "prompt", "split", "tasks", "n", "overall ACC",
+            *(d.replace("_", " ") for d in dims)]  # fmt: skip
     align = ["---:", "---", "---", "---", "---", "---", "---:", "---:", "---:", *("---:" for _ in dims)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for i, r in enumerate(rows, 1):
         method = r.method if r.method == "zero-shot" else r.method.upper()
-        name = f"**{r.name}**{r.mark}" if r.source == "this run" else f"{r.name}{r.mark}"
+        name = f"**{r.name}**" if r.source == "this run" else r.name
         n = str(r.n) if r.n is not None else "—"
         cells = [str(i), name, method, r.source, r.prompt, r.split, str(r.tasks), n, fmt(r.overall_acc)]
         cells += [fmt(r.dimensions.get(d)) for d in dims]
@@ -190,54 +164,55 @@ def _table(rows: Sequence[Row], dims: Sequence[str]) -> list[str]:
 
 
 def leaderboard_markdown(board: Leaderboard) -> str:
-    out = [
-        "# MMLA leaderboard",
-        "",
-        f"Models ranked by ACC pooled over all {board.split} samples of their tasks (percent), overall and per "
-        "dimension, one section per method group and prompt protocol (scores under different prompts are never "
-        "ranked together). Rows marked *paper* are the paper's reported results (overall only).",
-    ]
+    intro = (
+        "Models ranked by ACC pooled over all samples of their tasks (percent), overall and per dimension; one "
+        "section per method group, and runs are ranked together only when they share split, tasks, prompt "
+        "protocol and data."
+    )
+    if board.with_paper:
+        intro += (
+            f" Rows marked *paper* are the numbers reported by {PAPER_SOURCE} on the {PAPER_SPLIT} split of all "
+            f"{len(TASKS)} tasks of the official release ({MMLA_HUB_REPO}) with the upstream code's prompts and "
+            "parsing (overall only); a run is ranked among them only when it was scored the same way, on a "
+            "verified fetch of that release (`mmla data fetch`). Any other run is listed as not comparable with "
+            "the paper, with the reason."
+        )
+    out = ["# MMLA leaderboard", "", intro]
     for section in board.sections:
-        out += ["", f"## {section.title}", "", *_table(section.rows, board.dimensions)]
-        if section.separate_paper:
-            out += ["", f"Paper reference (upstream prompt, {PAPER_SPLIT} split, all {len(TASKS)} tasks; not ranked "
-                    "with the rows above):", ""]  # fmt: skip
-            out += _table(section.separate_paper, [])
+        out += ["", f"## {section.title}", ""]
+        if section.kind != "reference":
+            out += [f"Runs: {section.setting}.", ""]
+        if section.reason:
+            out += [f"Why not ranked with the paper: these runs used {section.reason}.", ""]
+        out += _table(section.rows, board.dimensions if section.kind != "reference" else [])
     if board.notes:
         out += ["", "---", "", *board.notes]
     return "\n".join(out) + "\n"
 
 
 def leaderboard_chart(board: Leaderboard, path: str | os.PathLike[str]) -> Path:
-    """Horizontal bars of overall ACC per section (paper rows grey), like the paper's Figures 2-3."""
+    """Horizontal bars of overall ACC per ranked section (paper rows grey), like the paper's Figures 2-3."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    sections = [s for s in board.sections if s.rows]
+    sections = [s for s in board.sections if s.kind != "reference" and s.rows]
     height = max(2.5, 0.32 * max(len(s.rows) for s in sections) + 1.2)
     fig, axes = plt.subplots(1, len(sections), figsize=(6.5 * len(sections), height), squeeze=False)
     for ax, section in zip(axes[0], sections, strict=True):
         ordered = section.rows[::-1]
         colors = ["#b0b0b0" if r.source == "paper" else "#ff9d00" for r in ordered]
-        labels = [f"{r.name}{r.mark}" + (" (paper)" if r.source == "paper" else "") for r in ordered]
+        labels = [r.name + (" (paper)" if r.source == "paper" else "") for r in ordered]
         bars = ax.barh(range(len(ordered)), [r.overall_acc for r in ordered], color=colors)
         ax.set_yticks(range(len(ordered)), labels, fontsize=8)
         for bar, r in zip(bars, ordered, strict=True):
-            ax.text(
-                bar.get_width() + 0.5,
-                bar.get_y() + bar.get_height() / 2,
-                f"{r.overall_acc:.2f}",
-                va="center",
-                fontsize=7,
-            )
+            ax.text(bar.get_width() + 0.5, bar.get_y() + bar.get_height() / 2, f"{r.overall_acc:.2f}",
+                    va="center", fontsize=7)  # fmt: skip
         ax.set_xlim(0, 100)
-        ax.set_xlabel(f"pooled ACC (%), {board.split} split")
-        ax.set_title(f"{GROUPS[section.group][0]}\n{protocol_text(section.protocol).replace('`', '')}", fontsize=9)
-    if board.notes:
-        fig.text(0.01, 0.005, board.notes[0][:220], fontsize=6, va="bottom")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+        ax.set_xlabel(f"pooled ACC (%), {ordered[0].split} split")
+        ax.set_title(section.title.replace("`", ""), fontsize=9)
+    fig.tight_layout()
     target = save_figure_atomic(fig, path)
     plt.close(fig)
     return target

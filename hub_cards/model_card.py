@@ -17,13 +17,13 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
 
+from mmla.eval.metrics.pooling import pool
+from mmla.eval.paper_results import paper_comparison
+from mmla.eval.results import pooled_over
 from mmla.hub_cards.dataset_card import MMLA_TAG, TEMPLATES
-from mmla.hub_cards.paper_rows import PAPER_SOURCE, PAPER_SPLIT, PAPER_URL, paper_model_name, paper_rows
 from mmla.hub_cards.results import (
     METRIC_LABELS,
     METRICS,
-    PAPER_PROTOCOL,
-    PAPER_STYLES,
     RunResults,
     check_compatible,
     check_name,
@@ -31,11 +31,9 @@ from mmla.hub_cards.results import (
     fmt,
     is_repo_id,
     load_results,
-    pooled,
-    task_dimension,
 )
 from mmla.loaders.files import read_json, write_text_atomic
-from mmla.loaders.tasks import MMLA_CITATION, TASKS
+from mmla.loaders.tasks import DIMENSIONS, MMLA_CITATION, TASKS
 
 # metric key -> (EvalResult.metric_type, metric_args) as the Hub's model-index spells them.
 METRIC_TYPES: dict[str, tuple[str, dict[str, str] | None]] = {
@@ -59,9 +57,11 @@ LORA_KEYS = ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "
 
 
 def dataset_id_for(run: RunResults, task: str) -> str:
-    """The Hub dataset a result refers to: the run's ``data`` when it is a repo id, else ``mmla/<task>``."""
-    data = run.data.get("data")
-    return str(data) if isinstance(data, str) and is_repo_id(data) else f"mmla/{task}"
+    """The Hub dataset a result refers to: the release or repo the run's data came from, else ``mmla/<task>``."""
+    source = run.data_source
+    if source.kind in ("official", "user") and source.repo and is_repo_id(source.repo):
+        return source.repo
+    return run.data if run.data and is_repo_id(run.data) else f"mmla/{task}"
 
 
 def eval_results(run: RunResults, *, model_name: str | None = None) -> list[EvalResult]:
@@ -71,9 +71,9 @@ def eval_results(run: RunResults, *, model_name: str | None = None) -> list[Eval
     for key, entry in run.tasks.items():
         spec = TASKS.get(key)
         dataset_name = spec.dataset if spec else str(entry.get("dataset") or key)
-        dim = task_dimension(key, entry).replace("_", " ")
+        dim = entry.dimension.replace("_", " ")
         for metric in METRICS:
-            if metric not in entry["metrics"]:
+            if metric not in entry.metrics:
                 continue
             metric_type, args = METRIC_TYPES[metric]
             out.append(
@@ -86,7 +86,7 @@ def eval_results(run: RunResults, *, model_name: str | None = None) -> list[Eval
                     dataset_split=run.split,
                     metric_type=metric_type,
                     metric_name=METRIC_LABELS[metric],
-                    metric_value=round(float(entry["metrics"][metric]), 2),
+                    metric_value=round(float(entry.metrics[metric]), 2),
                     metric_args=args,
                 )
             )
@@ -97,12 +97,14 @@ def eval_result_files(run: RunResults) -> dict[str, str]:
     """``.eval_results/<task>.yaml`` contents (the Hub's newer format, notes §3.2): ACC per task."""
     files = {}
     for key, entry in run.tasks.items():
+        if not entry.n:
+            continue  # every sample skipped: no ACC to report
         result = EvalResultEntry(
             dataset_id=dataset_id_for(run, key),
             task_id=key,
-            value=round(float(entry["metrics"]["acc"]), 2),
+            value=round(float(entry.metrics["acc"]), 2),
             notes=f"{run.method_label}, {run.split} split, {run.protocol_text.replace('`', '')}, ACC (%), "
-            f"mmla {run.data.get('mmla_version', '')}".strip(),
+            f"data: {run.data_source.describe().replace('`', '')}, mmla {run.mmla_version or ''}".strip(),
         )
         files[f".eval_results/{key}.yaml"] = yaml.safe_dump(eval_result_entries_to_yaml([result]), sort_keys=False)
     return files
@@ -142,105 +144,54 @@ def _cell(value: Any) -> str:
     return " ".join(str(value).split()).replace("|", "\\|").replace("`", "'")
 
 
-def _results_tables(runs: Sequence[RunResults]) -> tuple[str, str, dict[str, Any]]:
+def _results_tables(runs: Sequence[RunResults]) -> tuple[str, str]:
     mixed = len({r.protocol for r in runs}) > 1
     head = "| task | dataset | dimension | n | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | ACC 95% CI |"
     lines = [head, "|---|---|---|---:|" + "---:|" * (len(METRICS) + 1)]
     if mixed:
         lines = [head + " prompt |", lines[1] + "---|"]
-    entries = []
     for run in runs:
         for key, entry in run.tasks.items():
-            entries.append(entry)
-            spec = TASKS.get(key)
-            ci = (entry.get("ci95") or {}).get("acc")
-            ci_text = f"{ci[0]:.2f}–{ci[1]:.2f}" if isinstance(ci, list | tuple) and len(ci) == 2 else "—"
-            cells = " | ".join(fmt(entry["metrics"].get(m)) for m in METRICS)
-            dim = task_dimension(key, entry).replace("_", " ")
-            name = spec.dataset if spec else entry.get("dataset", key)
+            ci = entry.ci95.get("acc")
+            ci_text = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "—"
+            cells = " | ".join(fmt(entry.metrics.get(m)) for m in METRICS)
+            dim = entry.dimension.replace("_", " ")
             extra = f" {run.protocol_text} |" if mixed else ""
-            lines.append(f"| `{key}` | {name} | {dim} | {entry['n']} | {cells} | {ci_text} |{extra}")
-    overall = runs[0].overall if len(runs) == 1 else pooled(entries)
-    by_dim: dict[str, list[Mapping[str, Any]]] = {}
+            lines.append(f"| `{key}` | {entry.dataset} | {dim} | {entry.n} | {cells} | {ci_text} |{extra}")
+    by_dim: dict[str, list[Any]] = {}
     for run in runs:
-        for key, entry in run.tasks.items():
-            by_dim.setdefault(task_dimension(key, entry), []).append(entry)
-    dims = {d: (runs[0].dimensions.get(d) if len(runs) == 1 else None) or pooled(es) for d, es in by_dim.items()}
+        for entry in run.tasks.values():
+            by_dim.setdefault(entry.dimension, []).append(entry.accuracy)
+    overall = pooled_over(runs)  # from counts, also across runs
+    order = [d for d in DIMENSIONS if d in by_dim]
     dim_lines = ["| dimension | n | ACC |", "|---|---:|---:|"]
-    dim_lines += [f"| {d.replace('_', ' ')} | {v['n']} | {fmt(v['acc'])} |" for d, v in dims.items()]
-    dim_lines.append(f"| **overall (pooled)** | {overall['n']} | **{fmt(overall['acc'])}** |")
-    return "\n".join(lines), "\n".join(dim_lines), dict(overall)
-
-
-def _paper_comparison(runs: Sequence[RunResults], overall: Mapping[str, Any]) -> str:
-    run = runs[0]
-    group = ("zero-shot",) if run.method == "zero-shot" else ("sft", "it")
-    paper_name = paper_model_name(run.base_model) or paper_model_name(run.model)
-    split_note = (
-        ""
-        if run.split == PAPER_SPLIT and {t for r in runs for t in r.tasks} == set(TASKS)
-        else f" The paper's numbers are on the {PAPER_SPLIT} split of all {len(TASKS)} tasks; this run covers "
-        f"{sum(len(r.tasks) for r in runs)} task(s) on the {run.split} split, so compare them only as a rough guide."
-    )
-    style_note = ""
-    if run.synthetic_data:
-        style_note = (
-            " This run was scored on synthetic sample data (`mmla data sample`), so its numbers say nothing about "
-            "the paper's."
-        )
-    elif run.prompt_style not in PAPER_STYLES.get(run.method, ()):
-        style_note = (
-            f" The paper's numbers come from the upstream code's prompt; this run used the `{run.prompt_style}` "
-            "prompt style, so the difference includes the prompt."
-        )
-    elif any(getattr(run, k) not in (None, v) for k, v in PAPER_PROTOCOL.items()):
-        style_note = (
-            f" This run used {run.protocol_text}; the paper's code used upstream label lists and parsing, which can "
-            "move ACC by about a point."
-        )
-    lines = [f"Reference numbers from {PAPER_SOURCE}, [{PAPER_URL}]({PAPER_URL}).{split_note}{style_note}", ""]
-    rows = paper_rows(group)
-    if paper_name:
-        same = [r for r in rows if r.model == paper_name and r.method == run.method]
-        per_task = [
-            (t, same[0].tasks[t], run.tasks[t]["metrics"]["acc"]) for t in run.tasks if same and t in same[0].tasks
-        ]
-        if per_task:
-            lines += [
-                f"| task | paper ACC ({paper_name}, {run.method_label}) | this run ACC | Δ |",
-                "|---|---:|---:|---:|",
-            ]
-            lines += [f"| `{t}` | {fmt(p)} | {fmt(o)} | {float(o) - p:+.2f} |" for t, p, o in per_task]
-            lines.append("")
-    lines += ["| model | method | overall ACC |", "|---|---|---:|"]
-    shown = rows[:5] + [r for r in rows[5:] if r.model == paper_name]
-    lines += [
-        f"| {r.model} (paper) | {r.method if r.method == 'zero-shot' else r.method.upper()} | {fmt(r.overall_acc)} |"
-        for r in shown
-    ]
-    lines.append(f"| **this run** | {run.method_label} | **{fmt(overall['acc'])}** |")
-    return "\n".join(lines)
+    for d in order:
+        acc = pool(by_dim[d])
+        dim_lines.append(f"| {d.replace('_', ' ')} | {acc.n} | {fmt(acc.acc)} |")
+    dim_lines.append(f"| **overall (pooled)** | {overall.n} | **{fmt(overall.acc)}** |")
+    return "\n".join(lines), "\n".join(dim_lines)
 
 
 def _repro_flags(run: RunResults) -> str:
     """``mmla eval`` options that reproduce the run's prompt protocol (as far as results.json records it)."""
-    flags = [f"--prompt-style {run.prompt_style}"] if run.prompt_style != "unrecorded" else []
+    flags = [f"--data {run.data_source.repo}"] if run.data_source.kind == "official" else []
+    flags += [f"--prompt-style {run.prompt_style}"]
     flags += ["--upstream-labels"] if run.label_set == "upstream" else []
-    flags += [f"--parse-mode {run.parse_mode}"] if run.parse_mode else []
+    flags += [f"--parse-mode {run.parse_mode}"]
     return "".join(f" {f}" for f in flags)
 
 
 def _check_same_model(runs: Sequence[RunResults]) -> None:
     ids = {(r.model, r.adapter, r.method) for r in runs}
     if len(ids) > 1:
-        detail = ", ".join(f"{r.path} ({r.display_name})" for r in runs)
+        detail = ", ".join(f"{r.where} ({r.display_name})" for r in runs)
         raise ValueError(f"a model card describes one model, but these results come from several: {detail}")
-    seen: dict[str, Path] = {}
+    seen: dict[str, str] = {}
     for run in runs:
         for key in run.tasks:
             if key in seen:
-                raise ValueError(f"task {key!r} appears in both {seen[key]} and {run.path}; pass each task once")
-            seen[key] = run.path
+                raise ValueError(f"task {key!r} appears in both {seen[key]} and {run.where}; pass each task once")
+            seen[key] = run.where
 
 
 def model_card(
@@ -263,7 +214,7 @@ def model_card(
     if not runs:
         raise ValueError("no results given for the model card")
     _check_same_model(runs)
-    notes = check_compatible(runs, allow_mixed=allow_mixed) if len(runs) > 1 else []
+    notes = check_compatible(runs, allow_mixed=allow_mixed, same_tasks=False)
     run = runs[0]
     details = training_details(adapter_dir or (run.adapter if run.adapter and Path(run.adapter).is_dir() else None))
     base = run.base_model or details.get("base_model") or (run.model if run.adapter else None)
@@ -285,8 +236,7 @@ def model_card(
         pipeline_tag="text-generation" if run.text_only else "video-text-to-text",
         eval_results=results_list,
     )
-    table, dim_table, overall = _results_tables(runs)
-    meta = run.data
+    table, dim_table = _results_tables(runs)
 
     def joined(values: Sequence[Any]) -> str | None:
         present = [str(v) for v in dict.fromkeys(values) if v is not None]
@@ -294,16 +244,17 @@ def model_card(
 
     settings = {
         "split": run.split,
-        "mode": meta.get("mode"),
+        "mode": run.mode,
         "prompt style": joined([r.prompt_style for r in runs]),
         "label set": joined([r.label_set for r in runs]),
         "parse mode": joined([r.parse_mode for r in runs]),
         "text only": run.text_only,
-        "data": meta.get("data"),
+        "data": run.data,
+        "data source": joined([r.data_source.describe() for r in runs]),
         "model": run.model,
         "adapter": run.adapter,
-        "created": meta.get("created"),
-        "mmla version": meta.get("mmla_version"),
+        "created": run.created,
+        "mmla version": run.mmla_version,
     }
     results_section = "\n".join(
         [
@@ -316,7 +267,7 @@ def model_card(
             "",
             dim_table,
             *(["", *[f"† {n}" for n in notes]] if notes else []),
-            *(["", "### Comparison with the paper", "", _paper_comparison(runs, overall)] if with_paper else []),
+            *(["", "### Comparison with the paper", "", paper_comparison(runs)] if with_paper else []),
             RESULTS_END,
         ]
     )

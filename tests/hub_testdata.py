@@ -1,21 +1,31 @@
-"""Small inputs for the hub_cards tests: a built dataset folder and results.json files (schema of architecture.md)."""
+"""Inputs for the hub_cards tests: a built dataset folder, and results that ``evaluate_tasks`` really wrote.
+
+:func:`evaluate_sample` runs the runner once per session (tiny random Llama, rank mode, all 12 tasks of the
+synthetic sample release); tests take it through a session fixture (``sample_run``, see :func:`sample_results`)
+and derive a variant with :func:`variant` (``dataclasses.replace``) only where they need a value the real run
+does not have.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from datasets import ClassLabel, Dataset, Features, Value, Video
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, Video
 
+from mmla.eval.results import DataSource, RunResults
+from mmla.loaders.build import save_config
 from mmla.loaders.files import mark_output_dir
-from mmla.loaders.tasks import TASKS, get_task
+from mmla.loaders.tasks import MMLA_HUB_REPO, get_task
 
 SIZES = {"train": 4, "validation": 2, "test": 3}
 
 
 def build_dataset_folder(out: Path, tasks: dict[str, bool]) -> Path:
-    """``mmla data build`` layout: ``<task>/<split>-00000-of-00001.parquet``; ``tasks`` maps key -> with video."""
+    """``mmla data build`` layout and metadata (written by its ``save_config``); ``tasks`` maps key -> with video."""
     for key, video in tasks.items():
         t = get_task(key)
         feats: dict[str, Any] = {
@@ -27,6 +37,7 @@ def build_dataset_folder(out: Path, tasks: dict[str, bool]) -> Path:
         }
         if video:
             feats["video"] = Video()
+        splits = DatasetDict()
         for split, n in SIZES.items():
             rows: dict[str, list[Any]] = {
                 "id": [f"{key}-{split}-{i}" for i in range(n)],
@@ -37,76 +48,76 @@ def build_dataset_folder(out: Path, tasks: dict[str, bool]) -> Path:
             }
             if video:  # first row has no clip: counted as missing in the card
                 rows["video"] = [None] + [{"bytes": b"\x00\x00fake-mp4", "path": f"{i}.mp4"} for i in range(1, n)]
-            (out / key).mkdir(parents=True, exist_ok=True)
-            Dataset.from_dict(rows, features=Features(feats)).to_parquet(out / key / f"{split}-00000-of-00001.parquet")
+            splits[split] = Dataset.from_dict(rows, features=Features(feats))
+        save_config(out, t, key, splits, embed=video)
     mark_output_dir(out, "mmla data build")
     return out
 
 
-def results_dict(
-    model: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
+MODEL = "mmla-tests/tiny-llama"
+"""The model name the sample run records (a tiny random Llama; no Hub id)."""
+BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_RUNS: dict[Path, Path] = {}
+"""Sample release -> the folder its run was written to (one evaluation per session and worker)."""
+
+
+def evaluate_sample(release: Path, out: Path) -> Path:
+    """``evaluate_tasks`` on the sample release into ``out`` (all 12 tasks, test split, rank mode, text only),
+    once per release and session; returns the run folder."""
+    if release not in _RUNS:
+        from eval_tiny import tiny_llama, tiny_tokenizer
+
+        from mmla.eval.adapters import adapter_for
+        from mmla.eval.runner import evaluate_tasks
+
+        tok = tiny_tokenizer()
+        adapter = adapter_for(tiny_llama(len(tok), seed=1), tok)
+        evaluate_tasks(adapter, "all", str(release), "test", mode="rank", batch_size=32, output_dir=out,
+                       text_only=True, show_progress=False, model_name=MODEL, n_bootstrap=200)  # fmt: skip
+        _RUNS[release] = out
+    return _RUNS[release]
+
+
+def sample_results(release: Path, tmp_path_factory: Any) -> RunResults:
+    """The results :func:`evaluate_sample` wrote, read back with ``load_results`` (for a session fixture)."""
+    from mmla.eval.results import load_results
+
+    if release not in _RUNS:
+        evaluate_sample(release, tmp_path_factory.mktemp("sample-run"))
+    return load_results(_RUNS[release])
+
+
+def variant(
+    run: RunResults,
     *,
-    method: str = "zero-shot",
-    split: str = "test",
-    tasks: dict[str, float] | None = None,
-    n: int = 100,
-    adapter: str | None = None,
-    prompt_style: str = "upstream",
-    label_set: str | None = None,
-    parse_mode: str | None = None,
-) -> dict[str, Any]:
-    """A results.json body; ``tasks`` maps key -> ACC (the other metrics are derived, all distinct).
-
-    ``label_set`` / ``parse_mode`` are left out of the file when None (results written before they existed).
-    """
-    tasks = tasks if tasks is not None else {"mintrec": 20.0, "mosi": 60.0}
-    entries = {}
-    for i, (key, acc) in enumerate(tasks.items()):
-        t = TASKS[key]
-        entries[key] = {
-            "dataset": t.dataset,
-            "dimension": t.dimension,
-            "n": n + i,
-            "num_unknown": 1,
-            "num_multi": 0,
-            "metrics": {"acc": acc, **{m: max(acc - k, 0.0) for k, m in enumerate(("wf1", "wp", "f1", "r", "p"), 1)}},
-            "ci95": {"acc": [max(acc - 5, 0.0), min(acc + 5, 100.0)]},
-        }
-    total = sum(e["n"] for e in entries.values())
-    overall = round(sum(e["metrics"]["acc"] * e["n"] for e in entries.values()) / total, 2)
-    dims: dict[str, dict[str, Any]] = {}
-    for e in entries.values():
-        d = dims.setdefault(e["dimension"], {"correct": 0.0, "n": 0})
-        d["correct"] += e["metrics"]["acc"] * e["n"]
-        d["n"] += e["n"]
-    return {
-        "mmla_version": "0.1.0",
-        "model": model,
-        "adapter": adapter,
-        "base_model": None,
-        "method": method,
-        "mode": "generate",
-        "split": split,
-        "data": "/tmp/release",
-        "text_only": True,
-        "prompt_style": prompt_style,
-        **({"label_set": label_set} if label_set else {}),
-        **({"parse_mode": parse_mode} if parse_mode else {}),
-        "created": "2026-11-25T07:00:00Z",
-        "tasks": entries,
-        "dimensions": {k: {"acc": round(v["correct"] / v["n"], 2), "n": v["n"]} for k, v in dims.items()},
-        "overall": {"acc": overall, "n": total},
-    }
+    tasks: Iterable[str] | None = None,
+    correct: Mapping[str, int] | None = None,
+    **changes: Any,
+) -> RunResults:
+    """``run`` with ``changes`` (``dataclasses.replace``); ``tasks`` keeps only those tasks; ``correct`` sets a
+    task's count of correct answers (its ACC follows; the other metrics are left as they were)."""
+    entries = {k: run.tasks[k] for k in tasks} if tasks is not None else dict(run.tasks)
+    for key, count in (correct or {}).items():
+        t = entries[key]
+        entries[key] = dataclasses.replace(t, correct=count, metrics={**t.metrics, "acc": round(100 * count / t.n, 2)})
+    return dataclasses.replace(run, tasks=entries, path=None, **changes)
 
 
-def write_results(folder: Path, **kwargs: Any) -> Path:
+def official(run: RunResults, revision: str = "c0ffee" * 6 + "c0fe", **changes: Any) -> RunResults:
+    """``run`` as if its data had been a verified fetch of the Hub release at ``revision``."""
+    return variant(run, data_source=DataSource("official", repo=MMLA_HUB_REPO, revision=revision), **changes)
+
+
+def write_run(folder: Path, run: RunResults) -> Path:
+    """``run`` written as ``folder/results.json``; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results_dict(**kwargs), indent=2), encoding="utf-8")
+    run.write(folder)
     return folder
 
 
-def write_adapter(folder: Path, *, base: str = "HuggingFaceTB/SmolLM2-135M-Instruct", results: bool = True) -> Path:
-    """An adapter folder as training writes it (weights are random bytes: nothing loads them here)."""
+def write_adapter(folder: Path, run: RunResults | None = None, *, base: str = BASE) -> Path:
+    """An adapter folder as training writes it (weights are random bytes: nothing loads them here), with the
+    SFT results of ``run``'s mintrec task when given."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "adapter_config.json").write_text(
         json.dumps({"base_model_name_or_path": base, "peft_type": "LORA", "r": 8, "lora_alpha": 16,
@@ -122,6 +133,8 @@ def write_adapter(folder: Path, *, base: str = "HuggingFaceTB/SmolLM2-135M-Instr
     (folder / "README.md").write_text("---\nlibrary_name: transformers\ntags: [trl, sft]\n---\n# TRL card\n")
     (folder / "checkpoint-1").mkdir(exist_ok=True)
     (folder / "checkpoint-1" / "optimizer.pt").write_bytes(b"state")
-    if results:
-        write_results(folder, method="sft", tasks={"mintrec": 70.0}, adapter=str(folder), model=base)
+    if run is not None:
+        write_run(
+            folder, variant(run, tasks=["mintrec"], method="sft", adapter=str(folder), model=base, base_model=base)
+        )
     return folder

@@ -10,19 +10,25 @@ from pathlib import Path
 
 import pytest
 from datasets import get_dataset_config_names, load_dataset
-from hub_testdata import build_dataset_folder, results_dict, write_adapter, write_results
+from hub_testdata import build_dataset_folder, official, sample_results, variant, write_adapter, write_run
 from huggingface_hub import DatasetCard, ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from mmla.eval.cli import main
+from mmla.cli.demo import demo_outputs
+from mmla.cli.main import main
+from mmla.eval.results import METRICS, RunResults, load_results
 from mmla.hub_cards.dataset_card import scan_built_dataset, write_dataset_card
-from mmla.hub_cards.demo import demo_outputs
 from mmla.hub_cards.leaderboard import build_leaderboard, leaderboard_markdown, write_leaderboard
 from mmla.hub_cards.model_card import merge_results, model_card
-from mmla.hub_cards.results import load_results
 from mmla.loaders.build import PER_CORPUS_LICENSE
-from mmla.loaders.files import MARKER_NAME, mark_output_dir, output_kind
-from mmla.loaders.tasks import MMLA_CITATION, TASKS, get_task
+from mmla.loaders.files import MARKER_NAME, output_kind
+from mmla.loaders.tasks import MMLA_CITATION, MMLA_HUB_REPO, TASKS, get_task
+
+
+@pytest.fixture(scope="session")
+def sample_run(sample_release: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResults:
+    """What ``evaluate_tasks`` wrote for the sample release (one evaluation per session, see hub_testdata)."""
+    return sample_results(sample_release, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -99,45 +105,37 @@ def test_scan_rejects_unknown_layout(tmp_path: Path) -> None:
         scan_built_dataset(tmp_path / "missing")
 
 
-# -- results files --------------------------------------------------------------------------------------
-
-
-def test_load_results_errors_name_file_and_field(tmp_path: Path) -> None:
-    bad = results_dict()
-    del bad["tasks"]["mosi"]["metrics"]["acc"]
-    (tmp_path / "results.json").write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match=r"results\.json: field 'tasks\.mosi\.metrics\.acc' is missing"):
-        load_results(tmp_path)
-    (tmp_path / "results.json").write_text('{"model": "x",\n "split": }')
-    with pytest.raises(ValueError, match=r"results\.json:2:"):
-        load_results(tmp_path)
-
-
 # -- model cards ----------------------------------------------------------------------------------------
 
 
-def test_model_card_model_index_round_trip(tmp_path: Path) -> None:
-    run = write_results(tmp_path / "run", tasks={"mintrec": 21.5, "mosi": 61.25, "meld": 40.0})
-    card = model_card(run, repo_id="me/smol-mmla")
+def test_model_card_model_index_round_trip(sample_run: RunResults, tmp_path: Path) -> None:
+    run = variant(sample_run, tasks=["mintrec", "mosi", "meld"])
+    card = model_card(write_run(tmp_path / "run", run), repo_id="me/smol-mmla")
     parsed = ModelCard(str(card))
     results = parsed.data.eval_results
     assert len(results) == 3 * 6
     name, again = model_index_to_eval_results(parsed.data.to_dict()["model-index"])
     assert name == "smol-mmla (zero-shot)" and len(again) == 18
     acc = {r.dataset_config: r.metric_value for r in results if r.metric_name == "ACC"}
-    assert acc == {"mintrec": 21.5, "mosi": 61.25, "meld": 40.0}
+    assert acc == {k: t.metrics["acc"] for k, t in run.tasks.items()}
+    mosi = run.tasks["mosi"]
     wf1 = next(r for r in results if r.dataset_config == "mosi" and r.metric_name == "WF1")
-    assert (wf1.metric_type, wf1.metric_args, wf1.metric_value) == ("f1", {"average": "weighted"}, 60.25)
-    assert {r.dataset_type for r in results} == {"mmla/mintrec", "mmla/mosi", "mmla/meld"}
+    assert (wf1.metric_type, wf1.metric_args, wf1.metric_value) == ("f1", {"average": "weighted"}, mosi.metrics["wf1"])
+    assert {r.dataset_type for r in results} == {"mmla/mintrec", "mmla/mosi", "mmla/meld"}  # sample data
     assert {r.dataset_split for r in results} == {"test"}
     assert all("zero-shot" in r.task_name for r in results)
-    # the body shows the same numbers, and the pooled overall
-    assert "| `mosi` | MOSI | sentiment | 101 | 61.25 | 60.25 |" in parsed.text
-    assert f"**{load_results(run).overall['acc']:.2f}**" in parsed.text
+    # the body shows the same numbers, and ACC pooled from the counts
+    cells = " | ".join(f"{mosi.metrics[m]:.2f}" for m in METRICS)
+    assert f"| `mosi` | MOSI | sentiment | {mosi.n} | {cells} |" in parsed.text
+    assert f"| **overall (pooled)** | {run.overall.n} | **{run.overall.acc:.2f}** |" in parsed.text
+    # a run on a verified fetch of the release: the model-index names the release, the command line fetches it
+    off = ModelCard(str(model_card(official(run))))
+    assert {r.dataset_type for r in off.data.eval_results} == {MMLA_HUB_REPO}
+    assert f"--data {MMLA_HUB_REPO} " in off.text
 
 
-def test_model_card_for_adapter_has_hyperparameters(tmp_path: Path) -> None:
-    adapter = write_adapter(tmp_path / "adapter")
+def test_model_card_for_adapter_has_hyperparameters(sample_run: RunResults, tmp_path: Path) -> None:
+    adapter = write_adapter(tmp_path / "adapter", sample_run)
     card = model_card(adapter, adapter_dir=adapter, repo_id="me/smol-lora")
     parsed = ModelCard(str(card))
     assert parsed.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -149,27 +147,34 @@ def test_model_card_for_adapter_has_hyperparameters(tmp_path: Path) -> None:
     assert parsed.data.eval_results[0].task_name.endswith("(SFT, upstream prompt)")
 
 
-def test_model_card_compares_with_paper(tmp_path: Path) -> None:
-    run = write_results(tmp_path / "q", model="Qwen/Qwen2-0.5B-Instruct", tasks={"mintrec": 20.0})
-    text = str(model_card(run))
-    assert "| `mintrec` | 18.88 | 20.00 | +1.12 |" in text
-    assert "Qwen2-0.5B (paper) | zero-shot | 22.14" in text
+def test_model_card_compares_with_paper(sample_run: RunResults, tmp_path: Path) -> None:
+    qwen = {"model": "Qwen/Qwen2-0.5B-Instruct", "label_set": "upstream", "parse_mode": "upstream"}
+    run = official(sample_run, correct={"mintrec": 8}, **qwen)  # 8 of 40 = 20.00
+    text = str(model_card(write_run(tmp_path / "q", run)))
+    assert "| `mintrec` | 18.88 | 20.00 | +1.12 |" in text and "| Qwen2-0.5B (paper) | zero-shot | 22.14 |" in text
+    assert "Not comparable" not in text
     assert "18.88" not in str(model_card(run, with_paper=False))
+    # the same model on the synthetic sample data: reference only, and said so
+    text = str(model_card(variant(sample_run, correct={"mintrec": 8}, **qwen)))
+    assert "**Not comparable:** this run used a synthetic sample release" in text and "+1.12" not in text
 
 
-def test_model_card_refuses_mixed_splits_and_models(tmp_path: Path) -> None:
-    a = write_results(tmp_path / "a", tasks={"mintrec": 20.0})
-    b = write_results(tmp_path / "b", tasks={"mosi": 50.0}, split="validation")
+def test_model_card_refuses_mixed_splits_and_models(sample_run: RunResults, tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", variant(sample_run, tasks=["mintrec"]))
+    b = write_run(tmp_path / "b", variant(sample_run, tasks=["mosi"], split="validation"))
     with pytest.raises(ValueError, match="different splits"):
         model_card([a, b])
-    card = model_card([a, b], allow_mixed=True)
-    assert "† Mixed splits" in str(card)
-    c = write_results(tmp_path / "c", model="other/model", tasks={"mosi": 50.0})
+    assert "† Mixed splits: test; validation." in str(model_card([a, b], allow_mixed=True))
+    c = write_run(tmp_path / "c", variant(sample_run, tasks=["mosi"], model="other/model"))
     with pytest.raises(ValueError, match="several"):
         model_card([a, c])
+    # one model's runs on different tasks make one card, pooled from their counts
+    d = write_run(tmp_path / "d", variant(sample_run, tasks=["mosi"]))
+    both = variant(sample_run, tasks=["mintrec", "mosi"])
+    assert f"| **overall (pooled)** | {both.overall.n} | **{both.overall.acc:.2f}** |" in str(model_card([a, d]))
 
 
-def test_merge_results_keeps_foreign_content(tmp_path: Path) -> None:
+def test_merge_results_keeps_foreign_content(sample_run: RunResults, tmp_path: Path) -> None:
     existing = ModelCard(
         "---\nlicense: apache-2.0\nmodel-index:\n- name: their-model\n  results:\n  - task: {type: text-classification}\n"
         "    dataset: {name: MOSI, type: mmla/mosi, config: mosi, split: test}\n"
@@ -177,11 +182,11 @@ def test_merge_results_keeps_foreign_content(tmp_path: Path) -> None:
         "  - task: {type: text-classification}\n    dataset: {name: SST2, type: glue, split: test}\n"
         "    metrics:\n    - {type: accuracy, value: 93.0}\n---\n# Their model\n\nHand-written text.\n"
     )
-    new = model_card(write_results(tmp_path / "r", tasks={"mosi": 55.0}))
+    new = model_card(write_run(tmp_path / "r", variant(sample_run, tasks=["mosi"])))
     merged = ModelCard(str(merge_results(existing, new)))
     results = merged.data.eval_results
     acc = [r.metric_value for r in results if r.dataset_type == "mmla/mosi" and r.metric_name == "ACC"]
-    assert acc == [55.0]  # replaced, not duplicated
+    assert acc == [sample_run.tasks["mosi"].metrics["acc"]]  # replaced, not duplicated
     assert any(r.dataset_type == "glue" and r.metric_value == 93.0 for r in results)
     assert merged.data.license == "apache-2.0" and merged.data.model_name == "their-model"
     assert "Hand-written text." in merged.text and merged.text.count("<!-- mmla-results:start -->") == 1
@@ -192,50 +197,63 @@ def test_merge_results_keeps_foreign_content(tmp_path: Path) -> None:
 
 # -- leaderboard ----------------------------------------------------------------------------------------
 
+UPSTREAM = {"label_set": "upstream", "parse_mode": "upstream"}
+"""The paper's label lists and parsing (with the default upstream prompt: the paper's protocol)."""
 
-def test_leaderboard_ranks_by_pooled_acc(tmp_path: Path) -> None:
-    lo = write_results(tmp_path / "lo", model="org/small", tasks={"mintrec": 10.0, "mosi": 50.0})
-    hi = write_results(tmp_path / "hi", model="org/big", tasks={"mintrec": 30.0, "mosi": 70.0})
-    sft = write_results(tmp_path / "sft", model="org/small", method="sft", tasks={"mintrec": 80.0, "mosi": 90.0})
+
+def test_leaderboard_ranks_by_pooled_acc(sample_run: RunResults) -> None:
+    lo = variant(sample_run, model="org/small", correct={"mintrec": 1})
+    hi = variant(sample_run, model="org/big", correct={"mintrec": 30})
+    sft = variant(sample_run, model="org/small", method="sft")
     board = build_leaderboard([lo, hi, sft], with_paper=False)
-    assert [r.name for r in board.section("zero-shot").rows] == ["big (zero-shot)", "small (zero-shot)"]
-    assert [r.name for r in board.section("fine-tuned").rows] == ["small (SFT)"]
-    assert board.section("zero-shot").rows[0].dimensions == {"intent": 30.0, "sentiment": 70.0}
+    (zero_shot,) = board.sections_of("zero-shot")
+    assert [r.name for r in zero_shot.rows] == ["big (zero-shot)", "small (zero-shot)"]
+    assert (zero_shot.kind, zero_shot.reason) == ("runs", None)
+    assert [r.name for r in board.sections_of("fine-tuned")[0].rows] == ["small (SFT)"]
+    top = zero_shot.rows[0]
+    assert (top.overall_acc, top.n) == (hi.overall.acc, hi.overall.n)
+    assert top.dimensions == {d: a.acc for d, a in hi.dimensions.items()}
     md = leaderboard_markdown(board)
-    assert md.index("big (zero-shot)") < md.index("small (zero-shot)") and "paper" not in md.split("\n", 3)[3]
+    assert md.index("big (zero-shot)") < md.index("small (zero-shot)") and "| paper |" not in md
 
 
-def test_leaderboard_paper_rows_and_chart(tmp_path: Path) -> None:
-    all_tasks = dict.fromkeys(TASKS, 45.0)
-    run = write_results(tmp_path / "full", model="org/m", tasks=all_tasks)
-    paths = write_leaderboard([run], tmp_path / "out")
+def test_official_runs_rank_among_the_paper_others_apart(sample_run: RunResults, tmp_path: Path) -> None:
+    others = sum(t.correct for k, t in sample_run.tasks.items() if k not in ("mintrec", "mintrec2"))
+    need = round(0.45 * sample_run.overall.n) - others  # 45 % overall
+    run = official(sample_run, model="org/m", correct={"mintrec2": min(60, need), "mintrec": need - min(60, need)},
+                   **UPSTREAM)  # fmt: skip
+    assert 44.06 < run.overall.acc < 47.12  # between the paper's Llama3-8B and Qwen2-VL-7B
+    paths = write_leaderboard([run, sample_run], tmp_path / "out", allow_mixed=True)
     md = paths["leaderboard_md"].read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| ") and "zero-shot" in line]
-    names = [line.split(" | ")[1] for line in rows]
-    # comparable setting (test split, all 12 tasks): interleaved, ranked between Llama3-8B 44.06 and Qwen2-VL-7B 47.12
+    start, apart = (
+        md.index("## Zero-shot inference: ranked with the paper"),
+        md.index("not comparable with the paper\n"),
+    )
+    names = [line.split(" | ")[1] for line in md[start:apart].splitlines() if line.startswith("| ")][1:]
     assert names.index("**m (zero-shot)**") == names.index("Llama3-8B") - 1 == names.index("Qwen2-VL-7B") + 1
+    rest = md[apart:].split("\n## ")[0]
+    assert "**tiny-llama (zero-shot)**" in rest and "| paper |" not in rest
+    assert "Why not ranked with the paper: these runs used a synthetic sample release" in rest
+    assert "## Zero-shot inference: the paper's rows" not in md  # the paper is ranked above, not repeated
     assert paths["leaderboard_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # partial task set: paper listed apart, with a note
-    part = write_results(tmp_path / "part", model="org/m", tasks={"mosi": 50.0})
-    md2 = leaderboard_markdown(build_leaderboard([part]))
-    assert "Paper reference" in md2 and "listed apart" in md2
 
 
-def test_leaderboard_refuses_mixed_inputs(tmp_path: Path) -> None:
-    a = write_results(tmp_path / "a", model="org/a", tasks={"mintrec": 20.0})
-    b = write_results(tmp_path / "b", model="org/b", tasks={"mintrec": 20.0}, split="validation")
-    c = write_results(tmp_path / "c", model="org/c", tasks={"mosi": 20.0})
-    with pytest.raises(ValueError, match="different splits"):
-        build_leaderboard([a, b])
-    with pytest.raises(ValueError, match="different task sets"):
-        build_leaderboard([a, c])
+def test_leaderboard_refuses_mixed_inputs(sample_run: RunResults) -> None:
+    a = variant(sample_run, model="org/a", tasks=["mintrec"])
+    b = variant(sample_run, model="org/b", tasks=["mintrec"], split="validation")
+    c = variant(sample_run, model="org/c", tasks=["mosi"])
+    d = official(sample_run, model="org/d", tasks=["mintrec"])
+    for other, what in ((b, "splits"), (c, "task sets"), (d, "data sources")):
+        with pytest.raises(ValueError, match=f"different {what}"):
+            build_leaderboard([a, other])
     board = build_leaderboard([a, b], allow_mixed=True, with_paper=False)
+    assert [[r.name for r in s.rows] for s in board.sections] == [["a (zero-shot)"], ["b (zero-shot)"]]
     md = leaderboard_markdown(board)
-    assert "b (zero-shot)**†" in md and "† Mixed splits" in md
+    assert "Mixed splits: test; validation." in md and "runs of different sections are not compared" in md
 
 
-def test_demo_outputs(tmp_path: Path) -> None:
-    run = write_results(tmp_path / "demo", tasks={"mintrec": 12.0, "mosi": 55.0})
+def test_demo_outputs(sample_run: RunResults, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "demo", variant(sample_run, tasks=["mintrec", "mosi"]))
     paths = demo_outputs(run)
     assert set(paths) == {"model_card", "leaderboard_md", "leaderboard_png"}
     assert all(p.parent == run and p.stat().st_size > 0 for p in paths.values())
@@ -308,8 +326,8 @@ def _one_line_error(err: str, command: str) -> str:
         (lambda d: d.update(adapter="[click](http://x)"), r"'adapter' is .*'\['"),
     ],
 )
-def test_card_model_rejects_bad_results(tmp_path: Path, capsys, change, message: str) -> None:
-    data = results_dict()
+def test_card_model_rejects_bad_results(sample_run: RunResults, tmp_path: Path, capsys, change, message: str) -> None:
+    data = variant(sample_run, tasks=["mintrec", "mosi"]).to_json()
     change(data)
     (tmp_path / "results.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=message):
@@ -321,8 +339,8 @@ def test_card_model_rejects_bad_results(tmp_path: Path, capsys, change, message:
     assert not (tmp_path / "card").exists() and not (tmp_path / "MODEL_CARD.md").exists()
 
 
-def test_card_model_rejects_bad_names(tmp_path: Path) -> None:
-    run = write_results(tmp_path / "run")
+def test_card_model_rejects_bad_names(sample_run: RunResults, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", sample_run)
     with pytest.raises(ValueError, match=r"model name 'a\\nb' cannot be written"):
         model_card(run, model_name="a\nb")
     with pytest.raises(ValueError, match=r"--repo-id 'me/x y' is not a valid Hub repo id"):
@@ -333,8 +351,8 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_card_model_out_folder_is_claimed(tmp_path: Path, capsys) -> None:
-    run = write_results(tmp_path / "run", tasks={"mintrec": 20.0})
+def test_card_model_out_folder_is_claimed(sample_run: RunResults, tmp_path: Path, capsys) -> None:
+    run = write_run(tmp_path / "run", variant(sample_run, tasks=["mintrec"]))
     user = tmp_path / "notes"
     user.mkdir()
     (user / "mine.txt").write_text("keep")
@@ -362,8 +380,8 @@ def test_card_model_out_folder_is_claimed(tmp_path: Path, capsys) -> None:
     assert code == 1 and "contains the input" in _one_line_error(err, "card")
 
 
-def test_card_model_default_file_needs_overwrite(tmp_path: Path, capsys) -> None:
-    run = write_results(tmp_path / "run")
+def test_card_model_default_file_needs_overwrite(sample_run: RunResults, tmp_path: Path, capsys) -> None:
+    run = write_run(tmp_path / "run", sample_run)
     assert _cli(capsys, "card", "model", str(run))[0] == 0
     first = (run / "MODEL_CARD.md").read_text()
     (run / "MODEL_CARD.md").write_text("edited by hand")
@@ -389,9 +407,9 @@ def test_card_dataset_never_replaces_a_user_readme(tmp_path: Path, capsys) -> No
     assert code == 1 and "contains the input" in _one_line_error(err, "card")
 
 
-def test_leaderboard_out_is_claimed(tmp_path: Path, capsys) -> None:
-    a = write_results(tmp_path / "runs" / "a", model="org/a")
-    b = write_results(tmp_path / "runs" / "b", model="org/b")
+def test_leaderboard_out_is_claimed(sample_run: RunResults, tmp_path: Path, capsys) -> None:
+    a = write_run(tmp_path / "runs" / "a", variant(sample_run, model="org/a"))
+    b = write_run(tmp_path / "runs" / "b", variant(sample_run, model="org/b"))
     code, _, err = _cli(capsys, "leaderboard", str(a), str(b), "--out", str(tmp_path / "runs"))
     assert code == 1 and "contains the input" in _one_line_error(err, "leaderboard")
     (tmp_path / "mine").mkdir()
@@ -421,8 +439,8 @@ def test_leaderboard_out_is_claimed(tmp_path: Path, capsys) -> None:
     [["leaderboard", "RUN", "--allow-mix"], ["leaderboard", "RUN", "--ou", "x"], ["card", "model", "RUN", "--over"],
      ["card", "dataset", "RUN", "--pretty", "x"], ["push", "dataset", "RUN", "--repo", "a/b"]],
 )  # fmt: skip
-def test_options_are_not_abbreviated(tmp_path: Path, capsys, argv: list[str]) -> None:
-    run = str(write_results(tmp_path / "run"))
+def test_options_are_not_abbreviated(sample_run: RunResults, tmp_path: Path, capsys, argv: list[str]) -> None:
+    run = str(write_run(tmp_path / "run", sample_run))
     with pytest.raises(SystemExit) as exit_info:
         main([run if a == "RUN" else a for a in argv])
     assert exit_info.value.code == 2
@@ -430,111 +448,79 @@ def test_options_are_not_abbreviated(tmp_path: Path, capsys, argv: list[str]) ->
     assert "unrecognized arguments" in err or "arguments are required: --repo-id" in err  # not taken as --repo-id
 
 
-# -- prompt protocols -------------------------------------------------------------------------------------
+# -- prompt protocols and data sources -----------------------------------------------------------------------
 
 
-def test_model_card_records_the_prompt_protocol(tmp_path: Path) -> None:
-    run = write_results(tmp_path / "r", prompt_style="upstream", label_set="full", parse_mode="aliases")
+def test_model_card_records_the_prompt_protocol(sample_run: RunResults, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", variant(sample_run, tasks=["mosi"]))
     card = ModelCard(str(model_card(run)))
     assert "| prompt style | `upstream` |" in card.text
     assert "| label set | `full` |" in card.text and "| parse mode | `aliases` |" in card.text
+    assert "| data source | `synthetic sample release ('mmla data sample')` |" in card.text
     assert all(r.task_name.endswith("(zero-shot, upstream prompt)") for r in card.data.eval_results)
     assert "--split test --prompt-style upstream --parse-mode aliases`" in card.text
     # a paper-style run compared with the paper says that the prompt differs
-    paper_style = write_results(tmp_path / "p", model="Qwen/Qwen2-0.5B-Instruct", prompt_style="paper")
-    assert "used the `paper` prompt style" in str(model_card(paper_style))
-    # legacy results ("mmla" was the Appendix D wording) read as the paper style
-    legacy = results_dict()
-    legacy["prompt_style"] = "mmla"
-    (tmp_path / "legacy").mkdir()
-    (tmp_path / "legacy" / "results.json").write_text(json.dumps(legacy))
-    assert load_results(tmp_path / "legacy").prompt_style == "paper"
+    paper_style = variant(sample_run, model="Qwen/Qwen2-0.5B-Instruct", prompt_style="paper")
+    assert "the `paper` prompt style, not the upstream code's" in str(model_card(paper_style))
 
 
-def test_model_card_refuses_mixed_prompt_styles(tmp_path: Path) -> None:
-    a = write_results(tmp_path / "a", tasks={"mintrec": 20.0}, prompt_style="upstream")
-    b = write_results(tmp_path / "b", tasks={"mosi": 50.0}, prompt_style="paper")
+def test_model_card_refuses_mixed_prompt_styles(sample_run: RunResults, tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", variant(sample_run, tasks=["mintrec"]))
+    b = write_run(tmp_path / "b", variant(sample_run, tasks=["mosi"], prompt_style="paper"))
     with pytest.raises(ValueError, match=r"different prompt protocols.*--allow-mixed"):
         model_card([a, b])
     text = str(model_card([a, b], allow_mixed=True))
     assert "† Mixed prompt protocols" in text
     assert "| prompt style | `upstream, paper` |" in text
-    assert "| prompt `paper` |" in text  # the per-task rows say which prompt each used
+    assert "| prompt `paper`, labels `full`, parsing `aliases` |" in text  # the per-task rows say which prompt
 
 
-def test_leaderboard_never_ranks_styles_together(tmp_path: Path) -> None:
-    up = write_results(tmp_path / "up", model="org/up", tasks={"mintrec": 30.0}, prompt_style="upstream")
-    paper = write_results(tmp_path / "pa", model="org/pa", tasks={"mintrec": 60.0}, prompt_style="paper")
+def test_leaderboard_never_ranks_styles_together(sample_run: RunResults) -> None:
+    up = variant(sample_run, model="org/up", correct={"mintrec": 3})
+    paper = variant(sample_run, model="org/pa", prompt_style="paper", correct={"mintrec": 30})
     with pytest.raises(ValueError, match="different prompt protocols"):
         build_leaderboard([up, paper])
     board = build_leaderboard([up, paper], allow_mixed=True, with_paper=False)
     assert [[r.name for r in s.rows] for s in board.sections] == [["up (zero-shot)"], ["pa (zero-shot)"]]
     md = leaderboard_markdown(board)
-    assert "## Zero-shot inference: prompt `upstream`" in md and "## Zero-shot inference: prompt `paper`" in md
-    assert "each is ranked in its own section" in md
+    assert "prompt `upstream`, labels `full`" in board.sections[0].title and "prompt `paper`" in board.sections[1].title
+    assert "runs of different sections are not compared" in md
     both = [line for line in md.splitlines() if line.startswith("| 1 |")]
     assert len(both) == 2  # each run is first of its own section, neither is ranked below the other
 
 
-def test_synthetic_sample_runs_are_not_ranked_with_the_paper(tmp_path: Path) -> None:
-    release = tmp_path / "sample" / "MMLA-Datasets"
-    release.mkdir(parents=True)
-    mark_output_dir(tmp_path / "sample", "mmla data sample")
-    body = results_dict(model="org/m", tasks=dict.fromkeys(TASKS, 45.0))
-    body["data"] = str(release)
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "results.json").write_text(json.dumps(body))
-    board = build_leaderboard([tmp_path / "run"])
-    assert [r.source for r in board.section("zero-shot").rows] == ["this run"]
-    assert "synthetic sample data" in leaderboard_markdown(board)
-    assert "synthetic sample data" in str(model_card(tmp_path / "run"))
-    (tmp_path / "sample" / MARKER_NAME).unlink()  # the same files, not known to be synthetic: ranked with the paper
-    assert any(r.source == "paper" for r in build_leaderboard([tmp_path / "run"]).section("zero-shot").rows)
-
-
-def test_leaderboard_paper_rows_need_the_upstream_prompt(tmp_path: Path) -> None:
-    all_tasks = dict.fromkeys(TASKS, 45.0)
-    paper_style = write_results(tmp_path / "p", model="org/m", tasks=all_tasks, prompt_style="paper")
-    board = build_leaderboard([paper_style])
-    section = board.section("zero-shot")
-    assert [r.source for r in section.rows] == ["this run"] and section.separate_paper
+def test_synthetic_sample_runs_are_not_ranked_with_the_paper(sample_run: RunResults, tmp_path: Path) -> None:
+    """The demo's case: the runner's own output on the synthetic release, all 12 test sets, even with the
+    paper's protocol and a score above a paper row, is never ranked among the paper's rows."""
+    smol = variant(sample_run, model="HuggingFaceTB/SmolLM2-135M-Instruct", correct={"mintrec2": 60}, **UPSTREAM)
+    assert smol.overall.acc > 22.14 and smol.task_set == set(TASKS) and smol.split == "test"  # above Qwen2-0.5B
+    board = build_leaderboard([write_run(tmp_path / "run", smol)])
+    assert [s.kind for s in board.sections] == ["runs", "reference"]
+    assert [r.source for r in board.sections[0].rows] == ["this run"]
+    assert board.sections[0].reason == "a synthetic sample release (`mmla data sample`), not the MMLA release"
     md = leaderboard_markdown(board)
-    assert "use the paper prompt style, not the upstream one" in md and "Paper reference (upstream prompt" in md
-    # upstream prompt but our label set / parsing: ranked with the paper, and said so
-    ours = write_results(tmp_path / "u", model="org/m", tasks=all_tasks, label_set="full", parse_mode="aliases")
-    board = build_leaderboard([ours])
-    assert any(r.source == "paper" for r in board.section("zero-shot").rows)
-    assert "label set `full`" in leaderboard_markdown(board) and "parse mode `aliases`" in leaderboard_markdown(board)
-    row = next(r for r in board.section("zero-shot").rows if r.source == "this run")
-    assert row.prompt == "upstream, labels full, parsing aliases"
+    assert "## Zero-shot inference: not comparable with the paper" in md
+    assert "synthetic sample release" in str(model_card(tmp_path / "run"))
+    # the same numbers from a verified fetch of the release are ranked with the paper
+    board = build_leaderboard([official(smol)])
+    assert [s.kind for s in board.sections] == ["paper"]
+    names = [r.name for r in board.sections[0].rows]
+    assert names.index("SmolLM2-135M-Instruct (zero-shot)") < names.index("Qwen2-0.5B")
 
 
-def test_cards_from_real_evaluate_tasks_output(tmp_path: Path) -> None:
-    """What the runner writes (tiny random model, rank mode) passes the checks and renders with its protocol."""
-    import datasets
-    from eval_tiny import tiny_llama, tiny_tokenizer
-
-    from mmla.eval.adapters import adapter_for
-    from mmla.eval.runner import evaluate_tasks
-
-    data = {}
-    for key, n in (("mintrec", 6), ("mosi", 5)):
-        task = get_task(key)
-        feats = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
-                                   "label": datasets.ClassLabel(names=list(task.labels))})  # fmt: skip
-        rows = {"id": [f"{key}{i}" for i in range(n)], "text": [f"hello {i}" for i in range(n)],
-                "label": [i % task.num_labels for i in range(n)]}  # fmt: skip
-        data[key] = datasets.Dataset.from_dict(rows, features=feats)
-    tok = tiny_tokenizer()
-    adapter = adapter_for(tiny_llama(len(tok)), tok)
-    evaluate_tasks(adapter, ["mintrec", "mosi"], data, "test", mode="rank", batch_size=4, output_dir=tmp_path / "run",
-                   show_progress=False, model_name="tiny/llama")  # fmt: skip
-    run = load_results(tmp_path / "run")
-    assert run.prompt_style == "upstream" and run.tasks.keys() == {"mintrec", "mosi"}
-    card = ModelCard(str(model_card(run)))
-    assert len(card.data.eval_results) == 2 * 6
-    assert f"| prompt style | `{run.prompt_style}` |" in card.text
-    if run.label_set:
-        assert f"| label set | `{run.label_set}` |" in card.text
-    md = leaderboard_markdown(build_leaderboard([run]))
-    assert f"## Zero-shot inference: prompt `{run.prompt_style}`" in md and "**llama (zero-shot)**" in md
+def test_leaderboard_paper_rows_need_the_paper_protocol(sample_run: RunResults) -> None:
+    paper_style = official(sample_run, model="org/m", prompt_style="paper", **UPSTREAM)
+    (runs, reference) = build_leaderboard([paper_style]).sections
+    assert (runs.kind, reference.kind) == ("runs", "reference")
+    assert runs.reason == "the `paper` prompt style, not the upstream code's"
+    md = leaderboard_markdown(build_leaderboard([paper_style]))
+    assert "## Zero-shot inference: the paper's rows (reference, not ranked with the runs above)" in md
+    # upstream prompt but our label lists and parsing: not the paper's protocol either, and said so
+    ours = official(sample_run, model="org/m")
+    (runs, _) = build_leaderboard([ours]).sections
+    assert runs.reason.startswith("label set `full` and parse mode `aliases`, not upstream")
+    assert "--upstream-labels --parse-mode upstream" in runs.reason
+    # the paper's protocol: ranked with the paper
+    (ranked,) = build_leaderboard([official(sample_run, model="org/m", **UPSTREAM)]).sections
+    row = next(r for r in ranked.rows if r.source == "this run")
+    assert ranked.kind == "paper" and row.prompt == "upstream, labels upstream, parsing upstream"

@@ -167,7 +167,8 @@ def test_push_model(hub: FakeHub, sample_run: RunResults, tmp_path: Path) -> Non
     assert files["adapter_model.safetensors"] == (adapter / "adapter_model.safetensors").read_bytes()
     card = ModelCard(files["README.md"].decode())
     assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert {r.metric_name: r.metric_value for r in card.data.eval_results}["ACC"] == sample_run.tasks["mintrec"].metrics["acc"]
+    acc = {r.metric_name: r.metric_value for r in card.data.eval_results}["ACC"]
+    assert acc == sample_run.tasks["mintrec"].metrics["acc"]
     assert "TRL card" not in card.text and result.pr_url is None
     # a results-only folder is not a model
     with pytest.raises(ValueError, match="not a model folder"):
