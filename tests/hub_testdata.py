@@ -65,10 +65,9 @@ def evaluate_sample(release: Path, out: Path) -> Path:
     """``evaluate_tasks`` on the sample release into ``out`` (all 12 tasks, test split, rank mode, text only),
     once per release and session; returns the run folder."""
     if release not in _RUNS:
-        from eval_tiny import tiny_llama, tiny_tokenizer
-
         from mmla.eval.adapters import adapter_for
         from mmla.eval.runner import evaluate_tasks
+        from mmla.training.testing import tiny_llama, tiny_tokenizer
 
         tok = tiny_tokenizer()
         adapter = adapter_for(tiny_llama(len(tok), seed=1), tok)

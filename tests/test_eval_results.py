@@ -30,9 +30,8 @@ def sample_run(sample_release: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def _tiny_adapter():
-    from eval_tiny import tiny_llama, tiny_tokenizer
-
     from mmla.eval.adapters import adapter_for
+    from mmla.training.testing import tiny_llama, tiny_tokenizer
 
     tok = tiny_tokenizer()
     return adapter_for(tiny_llama(len(tok), seed=2), tok)
