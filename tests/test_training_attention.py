@@ -12,6 +12,7 @@ import torch
 
 from mmla.training.attention import (
     GIB,
+    REFERENCE,
     VARLEN,
     activation_bytes_per_token,
     batch_tokens_bound,
@@ -75,6 +76,7 @@ def test_padding_free_reference_matches_padded_sdpa(family: str) -> None:
     """Same loss and LoRA gradients (fp32) from one padding-free row through the varlen function as from padded
     rows through SDPA; and the padding-free batch really holds no pad token."""
     name = register_varlen_attention(reference=True)
+    assert name == REFERENCE
     padded, packed = _batch(False), _batch(True)
     n_real = sum(p + a for p, a in LENGTHS)
     assert packed["input_ids"].shape == (1, n_real) and padded["input_ids"].numel() > n_real
@@ -140,6 +142,49 @@ def test_unsupported_settings_are_one_line_errors() -> None:
         reference_attention_forward(Module(), q, q, q, None, sliding_window=4, **kwargs)
     out, _ = reference_attention_forward(Module(), q, q, q, None, **kwargs)
     assert out.shape == (1, 6, 4, 8)
+
+
+def _fake_new_api(q, k, v, cu_q, cu_k, max_q, max_k, *, return_aux=None, scale=None, window_size=(-1, -1),
+                  enable_gqa=False, seqused_k=None, block_table=None, num_splits=None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """torch >= 2.12's signature, computed by the per-segment SDPA reference (for CPU)."""
+    from mmla.training.attention import _varlen_reference
+
+    assert window_size == (-1, 0) and enable_gqa == (q.shape[1] != k.shape[1])
+    assert cu_q.dtype == torch.int32 and max(cu_q.diff().tolist()) == max_q
+    return _varlen_reference(q, k, v, cu_q, cu_k, scale)
+
+
+def _fake_old_api(q, k, v, cu_q, cu_k, max_q, max_k, is_causal=False, return_aux=None):  # type: ignore[no-untyped-def]
+    """torch 2.10's signature (no scale: 1/sqrt(D); no enable_gqa: FlashAttention-2 takes fewer kv heads)."""
+    from mmla.training.attention import _varlen_reference
+
+    assert is_causal
+    return _varlen_reference(q, k, v, cu_q, cu_k, None)
+
+
+@pytest.mark.parametrize("api", [_fake_new_api, _fake_old_api])
+def test_kernel_path_speaks_each_torch_api(api, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The kernel path (argument mapping, int32 segments, fp32 -> half cast, scale) with varlen_attn replaced by a
+    CPU stand-in of each torch API: the same output as the reference, and the same loss through a bf16 model."""
+    import torch.nn.attention.varlen as varlen_mod
+
+    from mmla.training.attention import _varlen_kernel, _varlen_reference
+
+    monkeypatch.setattr(varlen_mod, "varlen_attn", api)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(11, h, 8, generator=g, dtype=torch.bfloat16) for h in (4, 2, 2))
+    cu = torch.tensor([0, 4, 11])
+    torch.testing.assert_close(
+        _varlen_kernel(None, q, k, v, cu, cu, 7, 7, None), _varlen_reference(q, k, v, cu, cu, None)
+    )
+    out = _varlen_kernel(None, q, k, v, cu, cu, 7, 7, 0.5)  # torch 2.10: q scaled in bf16 first (one more rounding)
+    torch.testing.assert_close(out, _varlen_reference(q, k, v, cu, cu, 0.5), atol=1e-2, rtol=2e-2)
+    assert not torch.allclose(out, _varlen_reference(q, k, v, cu, cu, None), atol=1e-2, rtol=2e-2)
+    name = register_varlen_attention()
+    packed = _batch(True)
+    kernel, _ = _loss_and_grads(_lora_model("qwen2", name, torch.bfloat16), packed)
+    ref, _ = _loss_and_grads(_lora_model("qwen2", register_varlen_attention(reference=True), torch.bfloat16), packed)
+    assert torch.equal(kernel, ref)
 
 
 def test_kernel_availability_is_explained() -> None:

@@ -478,3 +478,36 @@ def test_gradient_checkpointing_is_chosen_by_memory(tiny_lm: Path, sample_releas
     from_yaml = built(2**40, "--config", str(cfg))
     assert from_yaml.args.gradient_checkpointing and from_yaml.mmla_speed["checkpointing_plan"] is None
     assert built(2**40, "--activation_checkpointing", "true").args.activation_checkpointing
+
+
+def test_automatic_attention_where_varlen_runs(tiny_lm: Path, sample_release: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The GPU default, simulated on CPU: where varlen_attn runs, a text model gets mmla_varlen with padding-free
+    batches and no length grouping, and trains; fp32 weights (which the kernel cannot take) fall back to SDPA."""
+    import torch
+    import torch.nn.attention.varlen as varlen_mod
+
+    import mmla.training.attention as attention
+    from mmla.training.config import parse_args
+    from mmla.training.sft import build_trainer
+
+    def runs_here(dtype=None, device=None):  # type: ignore[no-untyped-def]  # a GPU with the kernel
+        return None if dtype in (None, torch.bfloat16, "bfloat16") else "varlen_attn takes float16/bfloat16 only"
+
+    def kernel(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1), enable_gqa=False, **kw):  # type: ignore[no-untyped-def]  # fmt: skip
+        assert window_size == (-1, 0)
+        return attention._varlen_reference(q, k, v, cu_q, cu_k, scale)
+
+    monkeypatch.setattr(attention, "varlen_unavailable_reason", runs_here)
+    monkeypatch.setattr(varlen_mod, "varlen_attn", kernel)
+    steps = ["--tasks", "mosi", "--max_steps", "1", "--eval_strategy", "no", "--eval_metric_split", "none"]
+    argv = _args(tiny_lm, sample_release, tmp_path / "bf16", *steps, "--dtype", "bfloat16")
+    trainer = build_trainer(*parse_args(argv), argv)[0]
+    assert trainer.mmla_speed["attn_implementation"] == "mmla_varlen"
+    assert trainer.args.padding_free and trainer.args.train_sampling_strategy == "random"
+    trainer.train()
+    assert trainer.state.global_step == 1 and trainer.state.log_history[-1]["train_loss"] > 0
+    argv = _args(tiny_lm, sample_release, tmp_path / "fp32", *steps)
+    fp32 = build_trainer(*parse_args(argv), argv)[0]
+    assert fp32.mmla_speed["attn_implementation"] == "sdpa" and fp32.model.config._attn_implementation == "sdpa"
+    assert not fp32.args.padding_free and fp32.args.train_sampling_strategy == "group_by_length"

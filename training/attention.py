@@ -20,6 +20,8 @@ of a step.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import logging
 import math
@@ -155,7 +157,7 @@ def _make_forward(kernel: bool):
 
 def _varlen_kernel(module: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
                    cu_k: torch.Tensor, max_q: int, max_k: int, scaling: float | None) -> torch.Tensor:  # fmt: skip
-    from torch.nn.attention.varlen import varlen_attn
+    from torch.nn.attention import varlen
 
     dtype = q.dtype
     if dtype not in _HALF:  # PEFT can upcast activations to fp32: back to the model's half dtype, as FA2 does
@@ -164,12 +166,41 @@ def _varlen_kernel(module: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
         target = get_target_dtype(q, module) or torch.bfloat16
         target = target if target in _HALF else torch.bfloat16
         q, k, v = q.to(target), k.to(target), v.to(target)
+    kwargs = _kernel_kwargs(varlen.varlen_attn, q, k, scaling)
+    if "_prescale" in kwargs:  # an API without `scale`: the kernel's own 1/sqrt(D), so scale q instead
+        q = q * kwargs.pop("_prescale")
     device = q.device
-    out = varlen_attn(
-        q, k, v, cu_q.to(device, torch.int32), cu_k.to(device, torch.int32), max_q, max_k,
-        scale=scaling, window_size=(-1, 0), enable_gqa=q.shape[1] != k.shape[1],
-    )  # fmt: skip
+    out = varlen.varlen_attn(
+        q, k, v, cu_q.to(device, torch.int32), cu_k.to(device, torch.int32), max_q, max_k, **kwargs
+    )
     return out.to(dtype)
+
+
+@functools.lru_cache(maxsize=4)
+def _parameters(fn: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(fn).parameters)
+
+
+def _kernel_kwargs(fn: Any, q: torch.Tensor, k: torch.Tensor, scaling: float | None) -> dict[str, Any]:
+    """Causal, scale and GQA arguments in the API of the installed torch.
+
+    torch 2.10 has ``varlen_attn(..., is_causal=False, return_aux=None)`` (FlashAttention-2 takes fewer key/value
+    heads natively); later versions have ``scale``, ``window_size=(-1, 0)`` for causal, and ``enable_gqa``.
+    """
+    params = _parameters(fn)
+    kwargs: dict[str, Any] = {}
+    if "window_size" in params:
+        kwargs["window_size"] = (-1, 0)
+    else:
+        kwargs["is_causal"] = True
+    if "enable_gqa" in params:
+        kwargs["enable_gqa"] = q.shape[1] != k.shape[1]
+    default = q.shape[-1] ** -0.5
+    if "scale" in params:
+        kwargs["scale"] = scaling
+    elif scaling is not None and abs(scaling - default) > 1e-6 * default:
+        kwargs["_prescale"] = scaling / default
+    return kwargs
 
 
 def _varlen_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,

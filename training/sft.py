@@ -74,6 +74,20 @@ def resolve_attn_implementation(requested: str | None, *, text_only: bool = True
     return "flash_attention_2" if _cuda_with(("flash_attn",)) else "sdpa"
 
 
+def _is_multimodal(model_id: str | None, gguf_file: str | None) -> bool:
+    """Whether the model's config names a multimodal family (read before loading; unknown: False)."""
+    from transformers import PretrainedConfig
+
+    from mmla.eval.adapters import adapter_class, resolve_model
+
+    try:
+        path, gguf = resolve_model(model_id, gguf_file)
+        model_type = PretrainedConfig.get_config_dict(path, gguf_file=gguf)[0].get("model_type")
+    except Exception:  # load_model reports a bad model with its own message
+        return False
+    return adapter_class(model_type).is_multimodal
+
+
 def _settle_attn_implementation(model: Any, attn: str, *, automatic: bool, multimodal: bool) -> str:
     """An automatic varlen choice the loaded model cannot use (a multimodal model, fp32 weights, sliding windows)
     falls back to FlashAttention-2 (``flash_attn`` installed) or SDPA."""
@@ -330,14 +344,19 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
 
     from mmla.eval.adapters import load_model, lora_targets_for
     from mmla.loaders.tasks import resolve_tasks
-    from mmla.training.attention import is_varlen
+    from mmla.training.attention import is_varlen, varlen_unavailable_reason
     from mmla.training.callbacks import MMLAAccuracyCallback
     from mmla.training.data import load_training_data
 
     set_seed(sft_args.seed)
     explicit = explicit_options(argv)
     specs = resolve_tasks(mmla_args.tasks)  # task typos fail here, with a did-you-mean
-    attn = resolve_attn_implementation(model_args.attn_implementation, text_only=mmla_args.text_only is not False)
+    # The model's config is read first only where it decides the choice (an automatic pick on a varlen GPU).
+    decided = bool(mmla_args.text_only or model_args.attn_implementation or varlen_unavailable_reason())
+    attn = resolve_attn_implementation(
+        model_args.attn_implementation,
+        text_only=decided or not _is_multimodal(model_args.model_name_or_path, mmla_args.gguf_file),
+    )
     adapter = (_random_init_model if os.environ.get(RANDOM_INIT_ENV) == "1" else load_model)(
         model_args.model_name_or_path,
         gguf_file=mmla_args.gguf_file,
