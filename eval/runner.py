@@ -11,8 +11,10 @@ parsed labels -> metrics -> ``results.json``. Rows are keyed by id within a task
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -39,9 +41,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-MMLA_VERSION = "0.1.0"
 UNNAMED_MODEL = "unnamed-model"
 """Recorded for a model given in memory without a name (``model_name=``) or a config path."""
+
+
+def mmla_version() -> str:
+    """The installed ``mmla`` version; in a bare checkout (the repo on ``PYTHONPATH``, as on a GPU machine) the
+    one its ``pyproject.toml`` declares, else ``"unknown"``."""
+    try:
+        return importlib.metadata.version("mmla")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:  # tomllib is 3.11+; the [project] table's version is the file's first top-level `version = "..."`
+        text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return "unknown"
+    found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    return found.group(1) if found else "unknown"
 
 
 def evaluate_tasks(
@@ -177,7 +193,7 @@ def evaluate_tasks(
         parse_mode=parse_mode,  # applies to generated answers (rank mode picks a label directly)
         upstream_metrics=upstream_metrics,
         created=created,
-        mmla_version=MMLA_VERSION,
+        mmla_version=mmla_version(),
         settings=asdict(settings),
         timing={"seconds": round(elapsed, 2), "samples_computed": computed,
                 "samples_per_second": round(computed / elapsed, 3) if computed and elapsed else None,
