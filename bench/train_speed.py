@@ -4,9 +4,10 @@
   ``paper/sft/mintrec/qwen2-7b``: LoRA r 8 alpha 16 on all linear layers, dropout 0, lr 1e-4, cosine, bf16) and
   its automatic choices (attention: ``mmla_varlen`` padding-free batches where it runs; Liger where installed;
   gradient checkpointing by memory). Only two things are replaced: the weights are a random Qwen2-7B-shaped
-  model (no download) and the rows are MMLA-shaped, pre-tokenized random ids with the prompt/answer lengths of the
-  real training sets (``bench/mmla_train_lengths.json``), loss on the answer only (as the real rows). The batch
-  size is ``--llm-batch`` (the recipe's 2 is far from what a GPU can take); ``--sft-args`` passes more options.
+  model (sft.py's ``MMLA_RANDOM_INIT=1`` mode, no download) and the rows are MMLA-shaped, pre-tokenized random
+  ids with the prompt/answer lengths of the real training sets (``bench/mmla_train_lengths.json``), loss on the
+  answer only (as the real rows). The batch size is ``--llm-batch`` (the recipe's 2 is far from what a GPU can
+  take); ``--sft-args`` passes more options.
 * **baseline**: a plain PEFT loop: LoRA r 8 on all linear layers, SDPA, AdamW, no TRL, dense rows of
   ``--baseline-len`` tokens (loss on every token, full logits), batch ``--baseline-batch``.
 
@@ -265,28 +266,6 @@ class Windows:
         self.peak: float | None = None
 
 
-def _fake_loader(cfg: Any, tokenizer: Any, cuda: bool):  # type: ignore[no-untyped-def]
-    """``mmla.eval.adapters.load_model`` stand-in: the random model, built with the dtype and attention that
-    training/sft.py asks for."""
-
-    def load_model(model_id: str | None = None, *, dtype: Any = None, attn_implementation: str | None = None,
-                   **_: Any) -> Any:  # fmt: skip
-        from transformers import AutoModelForCausalLM
-
-        from mmla.eval.adapters import _resolve_dtype, adapter_for
-
-        device = "cuda" if cuda else "cpu"
-        torch.manual_seed(0)
-        with torch.device(device):
-            model = AutoModelForCausalLM.from_config(
-                cfg, dtype=_resolve_dtype(dtype, device), attn_implementation=attn_implementation or "sdpa"
-            )
-        model.eval()
-        return adapter_for(model, tokenizer, model_id="Qwen2-7B-shaped (random weights)")
-
-    return load_model
-
-
 def check_varlen_equivalence(peft_model: Any, ds: Any, attn: str, n_rows: int = 16) -> dict[str, Any]:
     """Loss and LoRA gradients of padded SDPA vs the run's padding-free attention, same model and rows."""
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -328,12 +307,11 @@ def check_varlen_equivalence(peft_model: Any, ds: Any, attn: str, n_rows: int = 
 
 
 def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[str, Any]:
-    import mmla.eval.adapters as adapters_mod
     import mmla.training.data as data_mod
     from mmla.loaders.tasks import resolve_tasks
     from mmla.training.attention import REFERENCE, is_varlen
     from mmla.training.config import get_recipe, parse_args
-    from mmla.training.sft import build_trainer
+    from mmla.training.sft import RANDOM_INIT_ENV, build_trainer
     from mmla.training.testing import tiny_tokenizer
 
     cuda = torch.cuda.is_available()
@@ -342,13 +320,17 @@ def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[str
     ds = mmla_rows(lengths, cfg.vocab_size)
     recipe = get_recipe(args.recipe)
     tasks = resolve_tasks(recipe.get("tasks", "mintrec"))[:1]
-    tok = tiny_tokenizer()  # the chat template sft.py checks for, and the pad id (rows are pre-tokenized)
     extra = shlex.split(args.sft_args or "")
     if not cuda and "--attn_implementation" not in extra:
         extra += ["--attn_implementation", REFERENCE]  # CPU smoke test of the GPU path: varlen's SDPA stand-in
     tmp = tempfile.mkdtemp(prefix="train-speed-")
+    # training/sft.py's random-weights mode (MMLA_RANDOM_INIT=1): the model folder holds the config and a
+    # tokenizer (its chat template, which sft.py checks for, and the pad id; the rows are pre-tokenized).
+    model_dir = Path(tmp) / "qwen2-7b-shaped"
+    cfg.save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
     argv = [
-        "--recipe", args.recipe, "--model_name_or_path", "qwen2-7b-shaped", "--output_dir", tmp,
+        "--recipe", args.recipe, "--model_name_or_path", str(model_dir), "--output_dir", str(Path(tmp) / "out"),
         "--max_steps", str(steps), "--per_device_train_batch_size", str(batch),
         "--eval_metric_split", "none", "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
         "--logging_steps", str(max(1, steps // 3)), "--disable_tqdm", "true",
@@ -364,7 +346,7 @@ def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[str
     profiler = StepProfiler("toolkit", out_dir, cuda) if args.profile else None
     windows = Windows(args.warmup, args.steps, profiler, args.profile_steps)
     with (
-        _patched(adapters_mod, "load_model", _fake_loader(cfg, tok, cuda)),
+        _patched(os.environ, RANDOM_INIT_ENV, "1"),
         _patched(data_mod, "load_training_data", fake_data),
     ):
         mmla_args, sft_args, model_args = parse_args(argv)
@@ -400,19 +382,41 @@ def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[str
         res["equivalence"] = check_varlen_equivalence(trainer.model, ds, speed["attn_implementation"])
     if profiler is not None and profiler.summary is not None:
         res["profile"] = {k: v for k, v in profiler.summary.items() if k != "top"}
+    _release(trainer)
     del trainer
     _free()
+    if cuda:
+        res["allocated_after_release_gib"] = round(torch.cuda.memory_allocated() / 2**30, 2)
     return res
 
 
+def _release(trainer: Any) -> None:
+    """Drop the Trainer's and accelerate's references to the model and optimizer, so the baseline gets the GPU."""
+    with contextlib.suppress(Exception):
+        trainer.accelerator.free_memory()
+    for name in ("model", "model_wrapped", "optimizer", "lr_scheduler", "train_dataset"):
+        if hasattr(trainer, name):
+            setattr(trainer, name, None)
+
+
 @contextlib.contextmanager
-def _patched(module: Any, name: str, value: Any):  # type: ignore[no-untyped-def]
-    old = getattr(module, name)
-    setattr(module, name, value)
+def _patched(target: Any, name: str, value: Any):  # type: ignore[no-untyped-def]
+    """``target.name = value`` (``target[name]`` for ``os.environ``) for the duration of the block."""
+    env = target is os.environ
+    old = target.get(name) if env else getattr(target, name)
+    if env:
+        target[name] = value
+    else:
+        setattr(target, name, value)
     try:
         yield
     finally:
-        setattr(module, name, old)
+        if env and old is None:
+            target.pop(name, None)
+        elif env:
+            target[name] = old
+        else:
+            setattr(target, name, old)
 
 
 # ----------------------------------------------------------------------------------------------- baseline
