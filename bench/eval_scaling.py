@@ -1,7 +1,7 @@
 """Data-parallel evaluation scaling: the real ``mmla eval --num-processes N`` command, N = 1, 2, ...
 
 Each run is the command a user types (``python -m mmla.cli eval ... --num-processes N``), timed from
-outside (wall-clock: interpreter start, relaunch through torchrun, model loading in every process, data,
+outside (wall-clock: interpreter start, relaunch, model loading in every process, data,
 scoring, gather, writing) and from inside (``results.json`` ``timing``: the runner alone). A
 ``sitecustomize`` hook (``MMLA_SCALING_TRACE``, this file's :func:`install_trace`) stamps each process's
 phases into a JSON-lines trace, so the gap between the two is attributed: interpreter start and imports,
@@ -15,10 +15,13 @@ Workloads (model folders are built on the machine from random bf16 weights, neve
 The tokenizer is SmolLM2-135M-Instruct's (from the embedded GGUF, 49,152 tokens, ChatML template); the
 text model keeps Qwen2-7B's 152,064-row embedding (ids past the tokenizer decode to nothing).
 
-Usage:
-    python bench/eval_scaling.py prepare --assets .snap/assets     # here: tokenizer, processor, JSONL, clips
+Usage (results and where the time goes: docs/benchmarks.md, "Data-parallel evaluation scaling"):
+    python bench/eval_scaling.py prepare --assets .snap/assets     # here: tokenizer, processor, JSONL (clips
+                                                                   # are written on the machine)
     python bench/eval_scaling.py run --assets .snap/assets --workloads text_val,text_test --nprocs 1,2
     python bench/eval_scaling.py run --assets /tmp/a --tiny         # CPU smoke run (tiny shapes, gloo)
+``--nprocs`` items: ``N`` (``--num-processes N``), ``Nt`` (the same workers under ``torchrun`` directly, no
+parent process), ``1xK`` (K single-process runs at once, one per GPU: do the GPUs slow each other?).
 Prints a compact table last; writes eval_scaling_<workloads>.json to $OUT (or --json).
 """
 
@@ -359,8 +362,8 @@ def _phases(events: list[dict], t0: float, wall: float) -> dict:
             rec["after_score_s"] = round(last["evaluate_end"] - last["score_end"], 2)
         if "evaluate_end" in last and "exit" in last:
             rec["after_evaluate_s"] = round(last["exit"] - last["evaluate_end"], 2)
-        if "launch_command_end" in last:
-            rec["relaunch_at"] = round(last["launch_command_end"], 2)
+        if "launch_command_start" in first:  # the launcher starts the worker processes
+            rec["relaunch_at"] = round(first["launch_command_start"], 2)
         for key in ("load_model_end", "score_start", "score_end", "exit"):
             if key in last:
                 rec[f"{key}_at"] = round(last[key], 2)

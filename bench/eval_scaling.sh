@@ -19,7 +19,7 @@ if [ -n "$whl" ] && [ "${INSTALL_WHEELS:-1}" = 1 ]; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $whl
 fi
 mkdir -p /tmp/mmla_ns/mmla
-for sub in loaders eval training hub_cards; do ln -sfn "$CODE/$sub" "/tmp/mmla_ns/mmla/$sub"; done
+for sub in $(cd "$CODE" && ls -d loaders eval training hub_cards cli 2>/dev/null); do ln -sfn "$CODE/$sub" "/tmp/mmla_ns/mmla/$sub"; done
 export PYTHONPATH=/tmp/mmla_ns:/tmp/site
 # torchcodec needs libavcodec & co.: link PyAV's bundled copies under their sonames (as bench/gpu_env.sh).
 if [ -d /tmp/site/av.libs ] && [ ! -e /tmp/ffmpeg_libs/.done ]; then
