@@ -35,17 +35,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from mmla.loaders.builder import MMLABuilder, config_name, peek_extra_columns, prepare, source_fingerprint
 from mmla.loaders.fetch import require_videos
-from mmla.loaders.files import (
-    OutputDirError,
-    claim_output_dir,
-    clean_stale_temps,
-    make_temp_dir,
-    mark_output_dir,
-    output_kind,
-    read_json,
-    replace_dir_atomic,
-    write_json_atomic,
-)
+from mmla.loaders.files import OutputDirError, claim_output_dir, output_kind, read_json, staged_dir, write_json_atomic
 from mmla.loaders.sources import find_source
 from mmla.loaders.tasks import TASKS, TaskSpec, get_task
 
@@ -249,10 +239,7 @@ def build_dataset(
     if not text_only and not spec.video.redistributable:
         require_videos(spec, videos, text_only=False)
     src = find_source(source, spec)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(out.parent, out.name)
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
-    try:
+    with staged_dir(out, BUILD_KIND) as tmp:
         builder = MMLABuilder(
             config_name=config_name(spec, not with_video),
             data_dir=str(src.root),
@@ -270,9 +257,4 @@ def build_dataset(
                 for rec in builder.skipped:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         shutil.rmtree(tmp / ".cache", ignore_errors=True)
-        mark_output_dir(tmp, BUILD_KIND)
-        replace_dir_atomic(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"config": name, "source": str(src.root), **stats}

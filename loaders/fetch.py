@@ -30,7 +30,6 @@ import hashlib
 import os
 import posixpath
 import re
-import shutil
 import stat
 import tarfile
 import zipfile
@@ -40,16 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mmla.loaders.files import (
-    claim_output_dir,
-    clean_stale_temps,
-    make_temp_dir,
-    mark_output_dir,
-    output_kind,
-    read_json,
-    replace_dir_atomic,
-    write_json_atomic,
-)
+from mmla.loaders.files import claim_output_dir, mark_output_dir, output_kind, read_json, staged_dir, write_json_atomic
 from mmla.loaders.tasks import MMLA_HUB_REPO, TaskSpec
 
 MMLA_HUB_REVISION = os.environ.get("MMLA_HUB_REVISION") or "main"
@@ -246,17 +236,9 @@ def extract_archives(archives: list[Path], target: str | os.PathLike, *, info: d
     a failure (unsafe member, truncated or corrupt archive, full disk) leaves the previous ``target`` or none,
     never half of one. ``info`` is written to ``target/.extracted.json`` (the marker that lets a re-run skip).
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(target.parent, target.name)
-    tmp = make_temp_dir(target.parent, f".{target.name}.tmp-")
-    try:
+    with staged_dir(target) as tmp:
         count = sum(_extract_one(Path(a), tmp) for a in archives)
         write_json_atomic(tmp / EXTRACTED_MARKER, {**(info or {}), "files": count})
-        replace_dir_atomic(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return count
 
 
@@ -431,19 +413,3 @@ def fetch_corpus(
         for local in local_archives:
             local.unlink(missing_ok=True)
     return result
-
-
-def fetch_release(
-    task: TaskSpec,
-    dest: str | os.PathLike | None = None,
-    *,
-    text_only: bool = False,
-    repo_id: str = MMLA_HUB_REPO,
-    revision: str | None = None,
-    token: str | bool | None = None,
-    endpoint: str | None = None,
-    keep_archive: bool = False,
-) -> Path:
-    """:func:`fetch_corpus`, returning the release root (``<root>/<release_dir>/...``) that readers take."""
-    return fetch_corpus(task, dest, text_only=text_only, repo_id=repo_id, revision=revision, token=token,
-                        endpoint=endpoint, keep_archive=keep_archive).root  # fmt: skip

@@ -11,12 +11,13 @@ marker file (:data:`MARKER_NAME`) naming the command that wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,24 @@ def clean_stale_temps(parent: str | os.PathLike[str], name: str, *, older_than: 
         except OSError:
             continue
     return removed
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | os.PathLike[str], kind: str | None = None) -> Iterator[Path]:
+    """A temp folder next to ``out`` to write into; it replaces ``out`` only when the block completes.
+
+    Stale temps of killed runs are removed first; with ``kind`` the folder gets its marker before the swap. On
+    any failure the temp folder is removed, so ``out`` is the previous folder or none, never half of one.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out.parent, out.name)
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
+    try:
+        yield tmp
+        if kind is not None:
+            mark_output_dir(tmp, kind)
+        replace_dir_atomic(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -10,7 +10,7 @@ from typing import Any
 import datasets
 
 from mmla.loaders.builder import MMLABuilder, config_name, peek_extra_columns, prepare, source_fingerprint
-from mmla.loaders.fetch import fetch_release, require_videos, restricted_message
+from mmla.loaders.fetch import fetch_corpus, require_videos, restricted_message
 from mmla.loaders.sources import find_source
 from mmla.loaders.tasks import MMLA_HUB_REPO, TaskSpec, get_task
 
@@ -134,7 +134,7 @@ def load_task(
                                **kw)  # fmt: skip
         root: str | Path = path
     elif str(data) == MMLA_HUB_REPO:
-        root = fetch_release(spec, text_only=text_only, revision=revision)
+        root = fetch_corpus(spec, text_only=text_only, revision=revision).root
     elif "/" in str(data) and not str(data).startswith((".", "/", "~")):
         if revision:
             kw["revision"] = revision

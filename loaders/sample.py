@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmla.loaders.files import claim_output_dir, clean_stale_temps, make_temp_dir, mark_output_dir, replace_dir_atomic
+from mmla.loaders.files import claim_output_dir, staged_dir
 from mmla.loaders.tasks import TaskSpec, resolve_tasks
 
 RELEASE_DIRNAME = "MMLA-Datasets"
@@ -174,9 +174,7 @@ def write_sample_release(
         raise ValueError(f"per_class must be >= 1, got {per_class}")
     specs = resolve_tasks(tasks)
     out = claim_output_dir(out_dir, SAMPLE_KIND, overwrite=overwrite)
-    clean_stale_temps(out.parent, out.name)
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
-    try:
+    with staged_dir(out, SAMPLE_KIND) as tmp:
         root, manual = tmp / RELEASE_DIRNAME, tmp / MANUAL_DIRNAME
         hub = tmp / HUB_DIRNAME if hub_layout else None
         root.mkdir()
@@ -189,11 +187,6 @@ def write_sample_release(
                 rows = _write_task(task, root, manual, clips, per_class=per_class, seed=seed)
                 if hub is not None:
                     _write_hub_task(task, hub, rows, root / task.release_dir / "video")
-        mark_output_dir(tmp, SAMPLE_KIND)
-        replace_dir_atomic(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Path(out_dir) / RELEASE_DIRNAME
 
 

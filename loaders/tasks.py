@@ -32,6 +32,11 @@ DIMENSIONS: tuple[str, ...] = (
     "communication_behavior",
 )
 
+HUB_TASK_IDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "intent": ("multi-class-classification", "intent-classification"),
+    "sentiment": ("multi-class-classification", "sentiment-classification"),
+})  # fmt: skip
+"""The Hub's ``task_ids`` per dimension (its vocabulary names intents and sentiment; the others are multi-class)."""
 
 REDISTRIBUTION = ("open", "unclear", "restricted")
 
@@ -105,14 +110,16 @@ class TaskSpec:
     clip_prefixes: tuple[str, ...] = ()
     """File-name prefixes of this corpus' clips (``<prefix>_<id>.mp4``; defaults to ``release_name``). The
     dialogue-act corpora also accept their source corpus' prefix, which the upstream text files use."""
-    hub_task_ids: tuple[str, ...] = ("multi-class-classification",)
-    """The Hub's ``task_ids`` for this task (dataset cards); the Hub's vocabulary names intents and sentiment."""
+    hub_task_ids: tuple[str, ...] = ()
+    """The Hub's ``task_ids`` for this task's dataset cards (defaults to its dimension's :data:`HUB_TASK_IDS`)."""
 
     def __post_init__(self) -> None:
         if not self.release_dir:
             object.__setattr__(self, "release_dir", self.release_name)
         if not self.clip_prefixes:
             object.__setattr__(self, "clip_prefixes", (self.release_name,))
+        if not self.hub_task_ids:
+            object.__setattr__(self, "hub_task_ids", HUB_TASK_IDS.get(self.dimension, ("multi-class-classification",)))
 
     @property
     def dimension_names(self) -> tuple[str, ...]:
@@ -180,9 +187,6 @@ INTENT_ALIASES = {"apologize": "apologise", "criticise": "criticize", "ask for o
                   "ask for opinion": "asking for opinions", "emphasise": "emphasize"}  # fmt: skip
 DA_ALIASES = {"statement opinion": "statement-opinion", "statement non-opinion": "statement-non-opinion",
               "statement-non opinion": "statement-non-opinion", "other": "others", "greet": "greeting"}  # fmt: skip
-
-INTENT_TASK_IDS = ("multi-class-classification", "intent-classification")
-SENTIMENT_TASK_IDS = ("multi-class-classification", "sentiment-classification")
 
 
 _CITATIONS = {
@@ -277,14 +281,12 @@ _TASK_LIST = [
         splits=_splits(1334, 445, 445), language="en", source="TV series",
         video=VideoPolicy(True, _SHIPPED), license=LICENSES["mintrec"], citation=_CITATIONS["mintrec"],
         release_name="MIntRec", homepage="https://github.com/thuiar/MIntRec", aliases=INTENT_ALIASES,
-        hub_task_ids=INTENT_TASK_IDS,
     ),
     TaskSpec(
         key="mintrec2", dataset="MIntRec2.0", dimension="intent", labels=MINTREC2_LABELS,
         splits=_splits(6165, 1106, 2033), language="en", source="TV series",
         video=VideoPolicy(True, _SHIPPED), license=LICENSES["mintrec2"], citation=_CITATIONS["mintrec2"],
         release_name="MIntRec2.0", homepage="https://github.com/thuiar/MIntRec2.0", aliases=INTENT_ALIASES,
-        hub_task_ids=INTENT_TASK_IDS,
     ),
     TaskSpec(
         key="meld_da", dataset="MELD-DA", dimension="dialogue_act", labels=DA_LABELS,
@@ -329,14 +331,13 @@ _TASK_LIST = [
                                      "use the segment clips.", "MOSI_WKA5OygbEKI$_$20.mp4: MOSI ids contain `$_$`"),
         ),
         license=LICENSES["mosi"], citation=_CITATIONS["mosi"], release_name="MOSI",
-        homepage="http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/", hub_task_ids=SENTIMENT_TASK_IDS,
+        homepage="http://multicomp.cs.cmu.edu/resources/cmu-mosi-dataset/",
     ),
     TaskSpec(
         key="chsims2", dataset="CH-SIMS v2.0", dimension="sentiment", labels=("neutral", "positive", "negative"),
         splits=_splits(2722, 647, 1034), language="zh", source="films/TV",
         video=VideoPolicy(True, _SHIPPED), license=LICENSES["chsims2"], citation=_CITATIONS["chsims2"],
         release_name="Ch-sims", release_dir="CH-SIMSv2.0", homepage="https://github.com/thuiar/ch-sims-v2",
-        hub_task_ids=SENTIMENT_TASK_IDS,
     ),
     TaskSpec(
         key="urfunny2", dataset="UR-FUNNY-v2", dimension="speaking_style", labels=("humorous", "serious"),

@@ -447,10 +447,7 @@ def test_adapter_of_another_model_is_one_line(llama_dir: Path, tmp_path: Path) -
 def test_bad_adapter_via_cli_is_one_line(
     case: str, lora_dir: Path, llama_dir: Path, sample_release: Path, tmp_path: Path, capsys
 ) -> None:
-    try:
-        from mmla.cli import main  # the CLI package of issue 11, once it exists
-    except ImportError:
-        from mmla.cli.main import main
+    from mmla.cli.main import main
 
     bad = _break(lora_dir, case)
     argv = ["eval", "--model", str(llama_dir), "--adapter", str(bad), "--tasks", "mintrec", "--data",

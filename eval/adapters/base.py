@@ -107,9 +107,15 @@ class ModelAdapter:
         padding_side: str = "left",
     ) -> BatchEncoding:
         """Tokenize a batch of chats; ``videos[i]`` holds the clips of chat ``i`` (text models take none)."""
-        if videos is not None and any(len(v) for v in videos):
+        if not self.is_multimodal and videos is not None and any(len(v) for v in videos):
             raise ValueError(f"{type(self).__name__} ({self.model_id}) is a text-only model; run with --text-only")
         texts = [self.prompt_text(m, add_generation_prompt=add_generation_prompt) for m in messages_list]
+        return self._encode(texts, videos, padding_side=padding_side)
+
+    def _encode(
+        self, texts: list[str], videos: Sequence[Sequence[VideoInput]] | None, *, padding_side: str
+    ) -> BatchEncoding:
+        """The family's part of :meth:`build_inputs`: the prompt strings (and each chat's clips) -> model inputs."""
         tok = self.tokenizer
         return tok(
             texts,
@@ -166,15 +172,9 @@ class VisionLanguageAdapter(ModelAdapter):
             return videos, {"do_sample_frames": True, "num_frames": 8}
         return videos, {"do_sample_frames": True, **self.video_kwargs}
 
-    def build_inputs(
-        self,
-        messages_list: Sequence[Messages],
-        videos: Sequence[Sequence[VideoInput]] | None = None,
-        *,
-        add_generation_prompt: bool = True,
-        padding_side: str = "left",
+    def _encode(
+        self, texts: list[str], videos: Sequence[Sequence[VideoInput]] | None, *, padding_side: str
     ) -> BatchEncoding:
-        texts = [self.prompt_text(m, add_generation_prompt=add_generation_prompt) for m in messages_list]
         flat = [v for clips in videos or [] for v in clips]
         kwargs: dict[str, Any] = {"padding": True, "padding_side": padding_side, "return_tensors": "pt"}
         if flat:

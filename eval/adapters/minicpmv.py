@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import BatchEncoding
 
-from mmla.eval.adapters.base import LM_LINEAR, Messages, VideoInput, VisionLanguageAdapter, split_clip
+from mmla.eval.adapters.base import LM_LINEAR, VideoInput, VisionLanguageAdapter, split_clip
 
 IMAGE_PLACEHOLDER = "(<image>./</image>)"
 
@@ -25,19 +25,13 @@ class MiniCPMVAdapter(VisionLanguageAdapter):
     """The decoder is ``llm`` (a Qwen2 LM); ``vpm`` (SigLIP, with its own ``q_proj``...) and ``resampler`` stay
     frozen, as in OpenBMB's ``finetune_lora.sh``."""
 
-    def build_inputs(
-        self,
-        messages_list: Sequence[Messages],
-        videos: Sequence[Sequence[VideoInput]] | None = None,
-        *,
-        add_generation_prompt: bool = True,
-        padding_side: str = "left",
+    def _encode(
+        self, texts: list[str], videos: Sequence[Sequence[VideoInput]] | None, *, padding_side: str
     ) -> BatchEncoding:
         from PIL import Image
 
-        texts: list[str] = []
         images: list[list[Any]] = []
-        for i, messages in enumerate(messages_list):
+        for i, text in enumerate(texts):
             clips = list(videos[i]) if videos else []
             frames = []
             for clip in clips:
@@ -45,10 +39,8 @@ class MiniCPMVAdapter(VisionLanguageAdapter):
                 if not isinstance(clip, torch.Tensor):
                     raise ValueError("MiniCPM-V needs decoded frames (run with --num-frames/--fps)")
                 frames.extend(Image.fromarray(f.permute(1, 2, 0).numpy()) for f in clip)
-            text = self.prompt_text(messages, add_generation_prompt=add_generation_prompt)
             # One image placeholder per frame where the chat had one video block per clip.
-            text = text.replace("<video>", IMAGE_PLACEHOLDER * (len(frames) // max(len(clips), 1)))
-            texts.append(text)
+            texts[i] = text.replace("<video>", IMAGE_PLACEHOLDER * (len(frames) // max(len(clips), 1)))
             images.append(frames)
         kwargs: dict[str, Any] = {"return_tensors": "pt"}
         if any(images):
