@@ -274,11 +274,6 @@ def explicit_options(argv: Sequence[str], parser: Any | None = None) -> set[str]
     return out
 
 
-def _explicit(argv: Sequence[str], name: str) -> bool:
-    """Whether the user set ``name`` (command line or ``--config``); see :func:`explicit_options`."""
-    return name in explicit_options(argv)
-
-
 def claim_output(sft_args: Any, mmla_args: Any, model_args: Any) -> Path:
     """Check ``--output_dir`` before the model loads, then mark it as a training output.
 
