@@ -207,13 +207,16 @@ def test_protocol_flags_are_recorded_and_reports_never_mix_protocols(
     assert main(["report", str(tmp_path / "up"), str(tmp_path / "paper"), "--output", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
     assert "are not compared" in report
-    assert report.count("## Leaderboard") == 2 and "| 2 |" not in report  # two groups of one: nothing ranked 2nd
-    assert "prompt style upstream" in report and "prompt style paper" in report
-    # Same protocol: one leaderboard.
+    sections = [line for line in report.splitlines() if line.startswith("## Zero-shot inference")]
+    assert len(sections) == 2 and "| 2 |" not in report  # two sections of one run: nothing ranked 2nd
+    assert "prompt `upstream`" in sections[0] + sections[1] and "prompt `paper`" in sections[0] + sections[1]
+    assert "prompt style upstream" in report and "prompt style paper" in report  # each run's own table
+    # Same protocol: one ranking.
     assert main([*base, str(tmp_path / "up2"), "--mode", "rank"]) == 0
     assert main(["report", str(tmp_path / "up"), str(tmp_path / "up2"), "--output", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
-    assert report.count("## Leaderboard") == 1 and "| 2 |" in report and "are not compared" not in report
+    sections = [line for line in report.splitlines() if line.startswith("## Zero-shot inference")]
+    assert len(sections) == 1 and "| 2 |" in report and "are not compared" not in report
 
 
 def test_utterance_longer_than_the_context_is_one_line(model_dir: Path, tmp_path: Path, capsys) -> None:
