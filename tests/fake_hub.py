@@ -505,3 +505,23 @@ def serve() -> Iterator[FakeHub]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve_as_hub(monkeypatch: Any, tmp_path: Path) -> Iterator[FakeHub]:
+    """:func:`serve`, with ``huggingface_hub`` pointed at it for the ``with`` block (``monkeypatch`` undoes it).
+
+    Sets what ``HF_ENDPOINT`` sets at import time (the endpoint and the resolve URL template, or
+    ``hf_hub_download`` keeps the default host), keeps the agent-harness file in ``tmp_path``, and turns Xet
+    off (the fake Hub speaks Git LFS).
+    """
+    import huggingface_hub.constants as hf_constants
+
+    with serve() as hub:
+        monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(
+            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+        monkeypatch.setattr(hf_constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"))
+        monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
+        yield hub

@@ -181,20 +181,13 @@ def test_data_source_of_sample_user_and_in_memory(sample_release: Path, tmp_path
 @pytest.fixture
 def fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """mosi and mustard fetched (text only) from a fake Hub serving the sample's Hub layout as the release."""
-    import huggingface_hub.constants as hf_constants
-    from fake_hub import serve
+    from fake_hub import serve_as_hub
 
     from mmla.loaders.fetch import fetch_corpus
     from mmla.loaders.sample import HUB_DIRNAME, write_sample_release
 
     write_sample_release(tmp_path / "hub-sample", tasks="mosi,mustard", per_class=1, seed=3)
-    with serve() as fake:
-        monkeypatch.setattr(hf_constants, "ENDPOINT", fake.url)
-        monkeypatch.setattr(
-            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-        monkeypatch.setattr(hf_constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"))
-        monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
+    with serve_as_hub(monkeypatch, tmp_path) as fake:
         repo = fake.add_repo_from_folder(MMLA_HUB_REPO, tmp_path / "hub-sample" / HUB_DIRNAME)
         for key in ("mosi", "mustard"):
             result = fetch_corpus(get_task(key), tmp_path / "release", text_only=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import huggingface_hub.constants as hf_constants
 import pytest
 from datasets import load_dataset
-from fake_hub import FakeHub, serve
+from fake_hub import FakeHub, serve, serve_as_hub
 from hub_testdata import build_dataset_folder, sample_results, variant, write_adapter, write_run
 from huggingface_hub import DatasetCard, ModelCard
 
@@ -27,15 +27,8 @@ TOKEN = "hf_test_secret_token_123"
 
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
-    with serve() as fake:
-        # What HF_ENDPOINT sets at import time (both, or hf_hub_download's URLs keep the default host);
-        # the push functions also pass endpoint= to HfApi, which is enough for every call they make.
-        monkeypatch.setattr(hf_constants, "ENDPOINT", fake.url)
-        monkeypatch.setattr(
-            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-        monkeypatch.setattr(hf_constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"))
-        monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
+    # The push functions also pass endpoint= to HfApi, which is enough for every call they make.
+    with serve_as_hub(monkeypatch, tmp_path) as fake:
         yield fake
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
-from fake_hub import FakeHub, serve
+from fake_hub import FakeHub, serve_as_hub
 from huggingface_hub import constants as hf_constants
 
 from mmla.cli.main import main
@@ -46,13 +46,7 @@ def sample_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def hub(sample_out: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
-    with serve() as fake:
-        monkeypatch.setattr(hf_constants, "ENDPOINT", fake.url)
-        monkeypatch.setattr(
-            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-        monkeypatch.setattr(hf_constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"))
-        monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
+    with serve_as_hub(monkeypatch, tmp_path) as fake:
         fake.add_repo_from_folder(MMLA_HUB_REPO, sample_out / HUB_DIRNAME)
         yield fake
 
