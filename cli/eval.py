@@ -85,8 +85,12 @@ def launch_argv(cli_argv: list[str], n: int) -> list[str]:
     The command line is passed on as typed (TRL's CLI does the same); under the launcher the command sees
     ``WORLD_SIZE`` and evaluates its share instead of launching again. Every launcher setting is given, so
     no accelerate config is needed; torch's elastic launcher starts the processes, on GPUs or on the CPU.
+    Unless OMP_NUM_THREADS is set, each process gets its share of the cores rather than the launcher's one
+    thread: frame decoding and the video processor run on the CPU in every process (docs/benchmarks.md).
     """
-    return ["--multi_gpu", "--num_processes", str(n), "--num_machines", "1", "--mixed_precision", "no",
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // n))
+    return ["--multi_gpu", "--num_processes", str(n), "--num_cpu_threads_per_process", threads,
+            "--num_machines", "1", "--mixed_precision", "no",
             "--dynamo_backend", "no", "--main_process_port", "0", "--module", CLI_MODULE, *cli_argv]  # fmt: skip
 
 
