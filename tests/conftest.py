@@ -61,3 +61,17 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mintrec" / "train.jsonl").is_file():
         pytest.skip(f"{SHARED_DATA} not available")
     return SHARED_DATA
+
+
+def faststart_copy(src: Path, dst: Path) -> Path:
+    """Remux ``src`` with the index (moov) in front, as streaming-friendly mp4s are written."""
+    av = pytest.importorskip("av")
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = dst.read_bytes()
+    assert 0 <= data.find(b"moov") < data.find(b"mdat")  # really faststart
+    return dst

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import faststart_copy
 
 from mmla.loaders.sample import ClipSpec, write_clip
 from mmla.loaders.video import VideoDecodeError, fit_size, open_video, sample_frames
@@ -98,24 +99,10 @@ def test_uint8_resize_matches_float_reference():
     assert _resize(frames, (90, 160)) is frames  # same size: untouched
 
 
-def _faststart(src, dst):
-    """Remux ``src`` with the index (moov) in front, as streaming-friendly mp4s are written."""
-    av = pytest.importorskip("av")
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream_from_template(inp.streams.video[0])
-        for packet in inp.demux(inp.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                out.mux(packet)
-    data = dst.read_bytes()
-    assert 0 <= data.find(b"moov") < data.find(b"mdat")  # really faststart
-    return dst
-
-
 def test_half_cut_faststart_clip_is_an_error_not_a_short_sample(clip, tmp_path):
     from mmla.loaders.video import clip_problem
 
-    whole = _faststart(clip, tmp_path / "whole.mp4")
+    whole = faststart_copy(clip, tmp_path / "whole.mp4")
     assert sample_frames(whole, num_frames=4).shape[0] == 4 and clip_problem(whole) is None
     cut = tmp_path / "MIntRec_cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
