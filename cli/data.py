@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="build, sample, fetch and describe MMLA datasets")
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
-    b = sub.add_parser("build", help="build a dataset repository (Parquet + card) from a source folder",
+    b = sub.add_parser("build", help="build a dataset repository (Parquet + its datasets YAML) from a source folder",
                        allow_abbrev=False)  # fmt: skip
     b.add_argument("task")
     b.add_argument("--source", required=True, help="MMLA release, LLaMA-Factory JSON or JSONL/CSV folder")
