@@ -270,3 +270,14 @@ def test_checkpointing_plan_with_fake_numbers() -> None:
     edge = int(roomy.needed_gib * GIB)
     assert not plan_checkpointing(cfg, batch_tokens=tokens, free_bytes=edge + GIB // 10).checkpointing
     assert plan_checkpointing(cfg, batch_tokens=tokens, free_bytes=edge - GIB // 10).checkpointing
+
+
+def test_configs_the_varlen_functions_cannot_take() -> None:
+    from transformers import Qwen2Config
+
+    from mmla.training.attention import config_unsupported_reason
+
+    assert config_unsupported_reason(_config("llama")) is None and config_unsupported_reason(_qwen2_7b()) is None
+    sliding = Qwen2Config(use_sliding_window=True, sliding_window=16, max_window_layers=0, num_hidden_layers=2)
+    assert "sliding" in config_unsupported_reason(sliding)
+    assert config_unsupported_reason(_config("qwen2").__class__(attention_dropout=0.1)) == "attention dropout 0.1"

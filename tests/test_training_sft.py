@@ -511,3 +511,31 @@ def test_automatic_attention_where_varlen_runs(tiny_lm: Path, sample_release: Pa
     fp32 = build_trainer(*parse_args(argv), argv)[0]
     assert fp32.mmla_speed["attn_implementation"] == "sdpa" and fp32.model.config._attn_implementation == "sdpa"
     assert not fp32.args.padding_free and fp32.args.train_sampling_strategy == "group_by_length"
+
+
+def test_varlen_attention_refused_where_it_cannot_run(tiny_lm: Path, sample_release: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A requested varlen attention the machine or the model cannot run is a one-line error, not a kernel
+    traceback mid-training."""
+    import shutil
+
+    from mmla.training.attention import varlen_unavailable_reason
+
+    base = _args(tiny_lm, sample_release, tmp_path / "a", "--tasks", "mosi", "--max_steps", "1")
+    if varlen_unavailable_reason() is not None:  # this CPU machine: the kernel needs CUDA
+        line = _one_line_error([*base, "--attn_implementation", "mmla_varlen"], capsys)
+        assert "--attn_implementation mmla_varlen: varlen_attn runs on CUDA only" in line or "torch" in line
+        assert "mmla_varlen_reference" in line
+    dropout = tmp_path / "dropout-lm"
+    shutil.copytree(tiny_lm, dropout)
+    cfg = json.loads((dropout / "config.json").read_text())
+    (dropout / "config.json").write_text(json.dumps({**cfg, "attention_dropout": 0.1}))
+    argv = _args(dropout, sample_release, tmp_path / "b", "--tasks", "mosi", "--max_steps", "1",
+                 "--attn_implementation", "mmla_varlen_reference")  # fmt: skip
+    from mmla.training.sft import main
+
+    assert main(argv) == 2  # checked on the loaded config (the weights' progress bars come before the line)
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and line.startswith("training/sft.py: error: --attn_implementation mmla_varlen_ref")
+    assert "supports text models with full causal attention" in line and "attention dropout 0.1" in line

@@ -61,7 +61,7 @@ def varlen_unavailable_reason(dtype: torch.dtype | str | None = None, device: An
 
 
 def config_unsupported_reason(config: Any) -> str | None:
-    """Why a model config cannot use the varlen function (sliding windows, soft-capping, attention sinks)."""
+    """Why a model config cannot use the varlen functions (sliding windows, soft-capping, attention dropout)."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     layer_types = getattr(text, "layer_types", None) or []
     if any(t != "full_attention" for t in layer_types):
@@ -70,6 +70,8 @@ def config_unsupported_reason(config: Any) -> str | None:
         return "attention logit soft-capping"
     if getattr(text, "use_sliding_window", False) and getattr(text, "sliding_window", None):
         return "sliding-window attention"
+    if getattr(text, "attention_dropout", 0.0):
+        return f"attention dropout {text.attention_dropout}"
     return None
 
 

@@ -65,6 +65,11 @@ def resolve_attn_implementation(requested: str | None, *, text_only: bool = True
     """
     from mmla.training.attention import REFERENCE, VARLEN, register_varlen_attention, varlen_unavailable_reason
 
+    if requested == VARLEN and (reason := varlen_unavailable_reason()):
+        raise ValueError(
+            f"--attn_implementation {VARLEN}: {reason}; pass --attn_implementation {REFERENCE} (its SDPA stand-in, "
+            "any device) or sdpa"
+        )
     if requested in (VARLEN, REFERENCE):
         return register_varlen_attention(reference=requested == REFERENCE)
     if requested:
@@ -90,9 +95,16 @@ def _is_multimodal(model_id: str | None, gguf_file: str | None) -> bool:
 
 def _settle_attn_implementation(model: Any, attn: str, *, automatic: bool, multimodal: bool) -> str:
     """An automatic varlen choice the loaded model cannot use (a multimodal model, fp32 weights, sliding windows)
-    falls back to FlashAttention-2 (``flash_attn`` installed) or SDPA."""
-    from mmla.training.attention import VARLEN, config_unsupported_reason, varlen_unavailable_reason
+    falls back to FlashAttention-2 (``flash_attn`` installed) or SDPA; a requested one is an error."""
+    from mmla.training.attention import REFERENCE, VARLEN, config_unsupported_reason, varlen_unavailable_reason
 
+    if not automatic and attn in (VARLEN, REFERENCE):
+        reason = "a vision tower" if multimodal else config_unsupported_reason(model.config)
+        if reason:
+            raise ValueError(
+                f"--attn_implementation {attn} supports text models with full causal attention, and this model "
+                f"uses {reason}; pass --attn_implementation sdpa"
+            )
     if not automatic or attn != VARLEN:
         return attn
     param = next(model.parameters(), None)
