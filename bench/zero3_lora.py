@@ -240,6 +240,12 @@ def train(args: argparse.Namespace, sft_argv: list[str]) -> int:
                            "batches": [], "logs": []}  # fmt: skip
     bench = Path(args.bench_dir)
     bench.mkdir(parents=True, exist_ok=True)
+
+    def flush() -> None:  # after every step too: a run stopped at the time limit still leaves its figures
+        tmp = bench / f".rank{rank}.json.tmp"
+        tmp.write_text(json.dumps(rec))
+        os.replace(tmp, bench / f"rank{rank}.json")
+
     import torch
     from transformers import TrainerCallback
 
@@ -256,6 +262,8 @@ def train(args: argparse.Namespace, sft_argv: list[str]) -> int:
         def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
             sync()
             rec["steps"].append({"step": state.global_step, "t": time.time()})
+            _gpu_stats(rec, "last")
+            flush()
 
         def on_log(self, args, state, control, logs=None, **kw):  # type: ignore[no-untyped-def]
             rec["logs"].append({"step": state.global_step, **{k: v for k, v in (logs or {}).items()
@@ -280,6 +288,7 @@ def train(args: argparse.Namespace, sft_argv: list[str]) -> int:
         rec["local_param_elements"] = sum(int(p.ds_tensor.numel()) if hasattr(p, "ds_tensor") else p.numel()
                                           for p in trainer.model.parameters())  # fmt: skip
         _gpu_stats(rec, "built")
+        flush()
         step = trainer.training_step
 
         def training_step(model: Any, inputs: dict, *rest: Any, **kw: Any) -> Any:
@@ -306,7 +315,7 @@ def train(args: argparse.Namespace, sft_argv: list[str]) -> int:
         rec["rc"] = rc
         rec["t_end"] = time.time()
         _gpu_stats(rec, "final")
-        (bench / f"rank{rank}.json").write_text(json.dumps(rec))
+        flush()
     return rc
 
 
@@ -368,7 +377,7 @@ def _stream(cmd: list[str], env: dict, log: Path, timeout: float) -> dict:
 
 
 def sft_argv(args: argparse.Namespace, shape: str, model: Path, out: Path, steps: int, batch: int) -> list[str]:
-    argv = ["--model_name_or_path", str(model), "--data", str(Path(args.assets) / "data" / "MMLA-Datasets"),
+    argv = ["--model_name_or_path", str(model), "--data", str(Path(args.assets).resolve() / "data" / "MMLA-Datasets"),
             "--tasks", "mintrec", "--output_dir", str(out), "--max_steps", str(steps),
             "--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps", "1",
             "--eval_strategy", "no", "--eval_metric_split", "none", "--save_strategy", "no", "--logging_steps", "1",
@@ -399,8 +408,8 @@ def summarize(bench: Path, warmup: int, t_launch: float, t_command: float) -> di
         "params": r0.get("params"), "trainable_params": r0.get("trainable_params"),
         "zero3_partitioned_at_build": [r.get("zero3_partitioned_at_build") for r in ranks],
         "local_param_elements": [r.get("local_param_elements") for r in ranks],
-        "peak_allocated_gib": [r.get("final_peak_allocated_gib") for r in ranks],
-        "peak_reserved_gib": [r.get("final_peak_reserved_gib") for r in ranks],
+        "peak_allocated_gib": [r.get("final_peak_allocated_gib", r.get("last_peak_allocated_gib")) for r in ranks],
+        "peak_reserved_gib": [r.get("final_peak_reserved_gib", r.get("last_peak_reserved_gib")) for r in ranks],
         "train_peak_allocated_gib": [r.get("train_peak_allocated_gib") for r in ranks],
         "after_build_peak_allocated_gib": [r.get("built_peak_allocated_gib") for r in ranks],
         "model_build_s": [r.get("model_build_s") for r in ranks],
@@ -429,8 +438,10 @@ def summarize(bench: Path, warmup: int, t_launch: float, t_command: float) -> di
                          "samples": samples, "samples_per_s": round(samples / span, 3),
                          "tokens_per_s": round(toks / span, 1), "s_per_step": round(span / n_steps, 2)}  # fmt: skip
         n = out.get("params") or 0
-        if n and not r0.get("error"):  # 6N per token (forward + backward) + 2N for checkpointing's recompute
-            out["steady"]["model_tflops_per_gpu"] = round(8 * n * toks / span / r0["world_size"] / 1e12, 1)
+        if n and not r0.get("error"):
+            # ~6N FLOPs per token with a frozen base: forward, checkpointing's recompute, and a backward that
+            # computes input gradients only (2N each); attention, LoRA and the vision tower's own work left out.
+            out["steady"]["approx_tflops_per_gpu_6N"] = round(6 * n * toks / span / r0["world_size"] / 1e12, 1)
     b0 = r0["batches"]
     if b0:
         out["rows_per_gpu_step"] = b0[0]["rows"]
@@ -557,8 +568,8 @@ def run(args: argparse.Namespace) -> int:
     # ---- one-GPU reload with mmla eval --adapter on the small shape
     report["reload"] = reload_small(args, small, assets, work, out_dir, env, deadline)
     save()
-    print(table(report))
     print(json.dumps(report, indent=1))
+    print(table(report))
     ok = report["zero3"].get("rc") == 0 and report["zero3"].get("adapter_check", {}).get("ok")
     return 0 if ok else 1
 
@@ -622,7 +633,7 @@ def table(report: dict) -> str:
         f"device: {report['environment'].get('device')} x{report['environment'].get('gpus')}, shape {report['shape']}",
         f"rc {z.get('rc')} timed_out {z.get('timed_out')} wall {z.get('wall_s')} s; params {z.get('params')}",
         f"samples/s {st.get('samples_per_s')} (steps {st.get('steps')}, {st.get('s_per_step')} s/step, "
-        f"tokens/s {st.get('tokens_per_s')}, ~{st.get('model_tflops_per_gpu')} TFLOP/s per GPU)",
+        f"tokens/s {st.get('tokens_per_s')}, ~{st.get('approx_tflops_per_gpu_6N')} TFLOP/s per GPU at 6N/token)",
         f"peak allocated GiB per GPU {z.get('peak_allocated_gib')}",
         f"model build s per rank {z.get('model_build_s')}; first step at {z.get('time_to_first_step_s')} s after "
         f"launch ({z.get('time_to_first_step_from_command_start_s')} s after the command started)",
