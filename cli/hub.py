@@ -65,18 +65,14 @@ def _rerun(args: argparse.Namespace) -> str:
 
 
 def _common(args: argparse.Namespace) -> dict:
+    """``options=``: the flags every ``mmla push`` command shares, as :class:`~mmla.hub_cards.push.HubOptions`."""
+    from mmla.hub_cards.push import HubOptions
+
     if not getattr(args, "verbose", False):  # one line per request at INFO otherwise (-v shows them)
         for name in ("httpx2", "httpx"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    return {
-        "token": args.token,
-        "revision": args.revision,
-        "create_pr": args.create_pr,
-        "force": args.force,
-        "commit_message": args.commit_message,
-        "retries": args.retries,
-        "rerun": _rerun(args),
-    }
+    flags = ("token", "revision", "create_pr", "force", "commit_message", "retries")  # dest = field name
+    return {"options": HubOptions(**{name: getattr(args, name) for name in flags}, rerun=_rerun(args))}
 
 
 def _report(result) -> int:

@@ -334,32 +334,41 @@ def _fresh(operations: Iterable[CommitOperationAdd | CommitOperationDelete]):
             yield op
 
 
-def _target(
-    repo_id: str,
-    repo_type: str,
-    *,
-    token: str | None,
-    revision: str | None,
-    create_pr: bool,
-    endpoint: str | None,
-    retries: int,
-    backoff: float,
-    rerun: str | None,
-) -> _Target:
+@dataclass(frozen=True)
+class HubOptions:
+    """Where and how a push commits: the options :func:`push_dataset`, :func:`push_model` and
+    :func:`push_results` share (``mmla push``'s common flags)."""
+
+    token: str | None = None
+    revision: str | None = None
+    """Branch to commit to (default ``main``)."""
+    create_pr: bool = False
+    force: bool = False
+    """Commit into a repo that holds content mmla did not write."""
+    commit_message: str | None = None
+    endpoint: str | None = None
+    retries: int = 3
+    """Retries of a request that failed on the network or with a 5xx (never of a commit that may have landed)."""
+    backoff: float = 2.0
+    rerun: str | None = None
+    """The command a message tells the user to repeat (default: the same ``mmla push`` command)."""
+
+
+def _target(repo_id: str, repo_type: str, options: HubOptions) -> _Target:
     check_repo_id(repo_id)
-    if retries < 0:
-        raise ValueError(f"--retries must be 0 or more, got {retries}")
-    api = HfApi(endpoint=endpoint, token=resolve_token(token), library_name="mmla")
+    if options.retries < 0:
+        raise ValueError(f"--retries must be 0 or more, got {options.retries}")
+    api = HfApi(endpoint=options.endpoint, token=resolve_token(options.token), library_name="mmla")
     return _Target(
         api=api,
         repo_id=repo_id,
         repo_type=repo_type,
-        revision=revision,
-        create_pr=create_pr,
-        retries=retries,
-        backoff=backoff,
-        rerun=rerun or f"the same `mmla push {repo_type}` command",
-        token_source=_token_source(token),
+        revision=options.revision,
+        create_pr=options.create_pr,
+        retries=options.retries,
+        backoff=options.backoff,
+        rerun=options.rerun or f"the same `mmla push {repo_type}` command",
+        token_source=_token_source(options.token),
     )
 
 
@@ -438,17 +447,9 @@ def push_dataset(
     folder: str | os.PathLike[str],
     repo_id: str,
     *,
-    token: str | None = None,
     private: bool | None = None,
     rights_acknowledged: bool = False,
-    revision: str | None = None,
-    create_pr: bool = False,
-    force: bool = False,
-    commit_message: str | None = None,
-    endpoint: str | None = None,
-    retries: int = 3,
-    backoff: float = 2.0,
-    rerun: str | None = None,
+    options: HubOptions | None = None,
 ) -> PushResult:
     """Push a folder built by ``mmla data build`` (Parquet shards + a freshly generated card) in one commit.
 
@@ -457,15 +458,13 @@ def push_dataset(
     terms do not clearly allow redistribution is pushed only to a private repo or with
     ``rights_acknowledged`` (``--i-have-the-right-to-share``).
     """
+    options = options or HubOptions()
     root = Path(folder)
     stats = scan_built_dataset(root)
     concerns = publish_concerns(stats)
     _check_rights(concerns, private=private, acknowledged=rights_acknowledged)
     card = dataset_card(stats, repo_id=repo_id)
-    target = _target(
-        repo_id, "dataset", token=token, revision=revision, create_pr=create_pr, endpoint=endpoint,
-        retries=retries, backoff=backoff, rerun=rerun,
-    )  # fmt: skip
+    target = _target(repo_id, "dataset", options)
     local = sorted({f for c in stats.values() for s in c.splits.values() for f in s.files})
     patterns = [p for c in stats.values() for p in c.data_files.values()]
     existing = target.prepare(private)
@@ -475,14 +474,14 @@ def push_dataset(
             f"nothing was pushed: {'; '.join(concerns)}. Make the repo private on the Hub, push to a new repo id, "
             f"or pass {RIGHTS_FLAG} if you may share it"
         )
-    _ensure_ours(target, existing, force)
+    _ensure_ours(target, existing, options.force)
     ops: list[CommitOperationAdd | CommitOperationDelete] = [
         CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(root / f)) for f in local
     ]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
     stale = [f for f in existing if f not in local and any(fnmatch.fnmatch(f, p) for p in patterns)]
     ops += [CommitOperationDelete(path_in_repo=f) for f in stale]
-    message = commit_message or f"Upload {', '.join(stats)} with mmla ({len(local)} shard(s))"
+    message = options.commit_message or f"Upload {', '.join(stats)} with mmla ({len(local)} shard(s))"
     return target.commit(ops, message)
 
 
@@ -503,24 +502,17 @@ def push_model(
     repo_id: str,
     *,
     results: Sequence[str | os.PathLike[str]] = (),
-    token: str | None = None,
     private: bool | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-    force: bool = False,
-    commit_message: str | None = None,
     license: str | None = None,
     eval_results_yaml: bool = False,
-    endpoint: str | None = None,
-    retries: int = 3,
-    backoff: float = 2.0,
-    rerun: str | None = None,
+    options: HubOptions | None = None,
 ) -> PushResult:
     """Push an adapter (or full model) folder with a generated model card, in one commit.
 
     The card's results come from ``model_dir/results.json`` (written by training) and any extra
     ``results`` run folders; TRL's own README is replaced by it.
     """
+    options = options or HubOptions()
     root = Path(model_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder; pass the output folder of `mmla train`")
@@ -536,23 +528,25 @@ def push_model(
         card = model_card(runs, adapter_dir=root, repo_id=repo_id, license=license)
     else:
         card = _card_without_results(root, repo_id, license)
-    target = _target(
-        repo_id, "model", token=token, revision=revision, create_pr=create_pr, endpoint=endpoint,
-        retries=retries, backoff=backoff, rerun=rerun,
-    )  # fmt: skip
+    target = _target(repo_id, "model", options)
     existing = target.prepare(private)
-    _ensure_ours(target, existing, force)
+    _ensure_ours(target, existing, options.force)
     ops: list[CommitOperationAdd | CommitOperationDelete] = [
         CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(root / f)) for f in files
     ]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
     if eval_results_yaml:
-        for run in runs:
-            ops += [
-                CommitOperationAdd(path_in_repo=p, path_or_fileobj=t.encode())
-                for p, t in eval_result_files(run).items()
-            ]
-    return target.commit(ops, commit_message or f"Upload {root.name} with mmla")
+        ops += _eval_result_ops(runs)
+    return target.commit(ops, options.commit_message or f"Upload {root.name} with mmla")
+
+
+def _eval_result_ops(runs: Sequence[RunResults]) -> list[CommitOperationAdd]:
+    """The ``.eval_results/*.yaml`` files of the runs (``--eval-results-yaml``)."""
+    return [
+        CommitOperationAdd(path_in_repo=p, path_or_fileobj=t.encode())
+        for run in runs
+        for p, t in eval_result_files(run).items()
+    ]
 
 
 def _card_without_results(root: Path, repo_id: str, license: str | None) -> ModelCard:
@@ -577,31 +571,21 @@ def push_results(
     results: Sequence[str | os.PathLike[str]],
     repo_id: str,
     *,
-    token: str | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-    force: bool = False,
     allow_mixed: bool = False,
-    commit_message: str | None = None,
     eval_results_yaml: bool = False,
-    endpoint: str | None = None,
-    retries: int = 3,
-    backoff: float = 2.0,
-    rerun: str | None = None,
+    options: HubOptions | None = None,
 ) -> PushResult:
     """Update the model-index and results section of an existing model repo's README (weights untouched).
 
     Existing entries for the same task, split and metric are overwritten; other entries and the rest of
     the card are kept. A repo without a README is refused unless ``force`` (then a fresh card is written).
     """
+    options = options or HubOptions()
     runs = [load_results(r) for r in results]
     if not runs:
         raise ValueError("no results given; pass one or more run folders written by `mmla eval`")
     new_card = model_card(runs, repo_id=repo_id, allow_mixed=allow_mixed)
-    target = _target(
-        repo_id, "model", token=token, revision=revision, create_pr=create_pr, endpoint=endpoint,
-        retries=retries, backoff=backoff, rerun=rerun,
-    )  # fmt: skip
+    target = _target(repo_id, "model", options)
     try:
         target.head = target.read_head()
         existing = target.files()
@@ -612,11 +596,11 @@ def push_results(
         ) from None
     except RevisionNotFoundError:
         raise RuntimeError(
-            f"model repo {repo_id} has no branch {revision!r}; check --revision (or leave it out for main)"
+            f"model repo {repo_id} has no branch {options.revision!r}; check --revision (or leave it out for main)"
         ) from None
     readme = target.read_text("README.md") if "README.md" in existing else None
     if readme is None:
-        if not force:
+        if not options.force:
             raise RuntimeError(
                 f"model repo {repo_id} has no README.md, so there is no model card to update; pass --force to "
                 "write a new card with these results (the repo's other files stay untouched)"
@@ -628,9 +612,7 @@ def push_results(
         CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8"))
     ]
     if eval_results_yaml:
-        for run in runs:
-            ops += [
-                CommitOperationAdd(path_in_repo=p, path_or_fileobj=t.encode())
-                for p, t in eval_result_files(run).items()
-            ]
-    return target.commit(ops, commit_message or f"Update MMLA results ({', '.join(t for r in runs for t in r.tasks)})")
+        ops += _eval_result_ops(runs)
+    return target.commit(
+        ops, options.commit_message or f"Update MMLA results ({', '.join(t for r in runs for t in r.tasks)})"
+    )

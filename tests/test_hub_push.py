@@ -20,7 +20,7 @@ from hub_testdata import build_dataset_folder, sample_results, variant, write_ad
 from huggingface_hub import DatasetCard, ModelCard
 
 from mmla.eval.results import RunResults
-from mmla.hub_cards.push import PublishRightsError, push_dataset, push_model, push_results
+from mmla.hub_cards.push import HubOptions, PublishRightsError, push_dataset, push_model, push_results
 
 TOKEN = "hf_test_secret_token_123"
 
@@ -49,8 +49,10 @@ def restricted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _push(kind, *args, hub: FakeHub, **kwargs):
-    kwargs.setdefault("token", TOKEN)
-    return kind(*args, endpoint=hub.url, backoff=0.01, **kwargs)
+    """``kind`` against the fake Hub; keyword arguments that are :class:`HubOptions` fields go into ``options``."""
+    shared = {k: kwargs.pop(k) for k in [k for k in kwargs if k in HubOptions.__dataclass_fields__]}
+    options = HubOptions(**{"token": TOKEN, "endpoint": hub.url, "backoff": 0.01, **shared})
+    return kind(*args, options=options, **kwargs)
 
 
 def _commit_lines(hub: FakeHub) -> list[tuple[str, str]]:
