@@ -37,12 +37,13 @@ def main() -> int:
             files = sorted(glob.glob(str(out / "**" / "validation-*.parquet"), recursive=True))
             ds = datasets.concatenate_datasets([datasets.Dataset.from_parquet(f) for f in files])
             names = ds.features["label"].names
-            ref = [json.loads(line) for line in open(shared / "data" / task / "validation.jsonl", encoding="utf-8")]
+            lines = (shared / "data" / task / "validation.jsonl").read_text(encoding="utf-8").splitlines()
+            ref = [json.loads(line) for line in lines if line.strip()]
             same = 0
             if len(ds) == len(ref):
                 same = sum(
                     str(a["id"]) == str(b["id"]) and a["text"] == b["text"] and names[a["label"]] == b["label"]
-                    for a, b in zip(ds, ref)
+                    for a, b in zip(ds, ref, strict=True)
                 )
             bad += same != len(ref)
             print(f"{task} {same}/{len(ref)}")
