@@ -257,3 +257,53 @@ def tiny_qwen3_vl(out_dir: str | Path, *, seed: int = 0, max_pixels: int = 64 * 
         chat_template=CHAT_TEMPLATE,
     )  # fmt: skip
     return _save(out_dir, model, processor)
+
+
+def write_av_clip(
+    path: str | Path,
+    *,
+    audio: bool = True,
+    sampling_rate: int = 16000,
+    layout: str = "mono",
+    seconds: float = 1.0,
+    corrupt_audio: bool = False,
+) -> Path:
+    """An H.264 mp4 (64x48, 10 fps, needs PyAV) with an AAC sine track, none (``audio=False``), one at any rate
+    and layout (``"stereo"``), or one whose AAC packets are random bytes (``corrupt_audio``): audio bad-input tests.
+    """
+    import fractions
+
+    import av
+    import numpy as np
+
+    path = Path(path)
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format="mp4") as out:
+        vstream = out.add_stream("libx264", rate=10)
+        vstream.width, vstream.height, vstream.pix_fmt = 64, 48, "yuv420p"
+        astream = out.add_stream("aac", rate=sampling_rate) if audio else None
+        if astream is not None:
+            astream.layout = layout
+        for i in range(max(1, int(seconds * 10))):
+            img = np.full((48, 64, 3), (i * 20) % 256, np.uint8)
+            out.mux(vstream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(vstream.encode())
+        if astream is None:
+            return path
+        n, channels = int(seconds * sampling_rate), 2 if layout == "stereo" else 1
+        t = np.arange(n, dtype=np.float32) / sampling_rate
+        wave = np.tile((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (channels, 1))
+        for start in range(0, n, 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, start : start + 1024]), format="fltp",
+                                               layout=layout)  # fmt: skip
+            frame.sample_rate, frame.pts = sampling_rate, start
+            for packet in astream.encode(frame):
+                if corrupt_audio:
+                    pts = packet.pts
+                    packet = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                    packet.stream, packet.pts, packet.dts = astream, pts, pts
+                    packet.time_base = fractions.Fraction(1, sampling_rate)
+                out.mux(packet)
+        if not corrupt_audio:
+            out.mux(astream.encode())
+    return path
