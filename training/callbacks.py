@@ -19,12 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from mmla.eval.arguments import EvalArguments
 from mmla.eval.results import RunResults
 from mmla.loaders.files import read_json, save_figure_atomic, write_json_atomic
 
@@ -76,18 +77,12 @@ def best_point(curve: list[dict[str, Any]]) -> dict[str, Any] | None:
 class MMLAAccuracyCallback(TrainerCallback):
     """Score the model on the validation split at each evaluation, in every process; report ``eval_mmla_acc``."""
 
-    tasks: list[str]
-    data: str | None
+    eval_args: EvalArguments
+    """What ``mmla eval`` is given (tasks, data, split, mode, batch size, limit, prompt style, frames): the same
+    dataclass, so validation scoring is exactly ``mmla eval``; its ``output_dir`` is replaced per step."""
     processing_class: Any
     output_dir: str
-    split: str = "validation"
-    mode: str = "generate"
-    batch_size: int = 8
-    limit: int | None = None
-    text_only: bool = True
-    prompt_style: str = "mmla"
     method: str = "sft"
-    video_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments of :func:`mmla.eval.runner.evaluate_tasks` (e.g. ``num_frames``)."""
     trainer: Any = None
@@ -95,6 +90,14 @@ class MMLAAccuracyCallback(TrainerCallback):
     curve: list[dict[str, Any]] = field(default_factory=list)
     results: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
     """The results.json body (``RunResults.to_json()``) of each evaluation of this process' run, by step."""
+
+    @property
+    def split(self) -> str:
+        return self.eval_args.split
+
+    @property
+    def tasks(self) -> list[str]:
+        return [t for t in self.eval_args.tasks.split(",") if t]
 
     def __post_init__(self) -> None:
         # Resume: pick up the curve written before the run was killed (points past the checkpoint are redone).
@@ -126,39 +129,31 @@ class MMLAAccuracyCallback(TrainerCallback):
         ) as unwrapped:
             yield unwrapped
 
-    def score(
-        self, model: Any, step: int, *, args: TrainingArguments | None = None, output_dir: Path | None = None
-    ) -> dict[str, Any]:
+    def score(self, model: Any, step: int, **kwargs: Any) -> dict[str, Any]:
         """:meth:`score_run` as the results.json body (``RunResults.to_json()``), which training extends and writes."""
-        return self.score_run(model, step, args=args, output_dir=output_dir).to_json()
+        return self.score_run(model, step, **kwargs).to_json()
 
     def score_run(
-        self, model: Any, step: int, *, args: TrainingArguments | None = None, output_dir: Path | None = None
+        self,
+        model: Any,
+        step: int,
+        *,
+        args: TrainingArguments | None = None,
+        output_dir: Path | None = None,
+        split: str | None = None,
     ) -> RunResults:
         """Run the eval runner on the live model (collective: every process calls it); its ``RunResults``.
 
-        Output in ``output_dir`` (default ``mmla_eval/step-<step>``).
+        Output in ``output_dir`` (default ``mmla_eval/step-<step>``); ``split`` overrides the validation split.
         """
         from mmla.eval.adapters import adapter_for
-        from mmla.eval.arguments import EvalArguments
         from mmla.eval.runner import evaluate_tasks
 
-        # The arguments of `mmla eval`, built here from the training run's settings.
-        eval_args = EvalArguments(
-            tasks=",".join(self.tasks),
-            data=self.data,
-            split=self.split,
-            mode=self.mode,
-            batch_size=self.batch_size,
-            limit=self.limit,
-            output_dir=str(output_dir if output_dir is not None else self.eval_dir(step)),
-            text_only=self.text_only,
-            prompt_style=self.prompt_style,
-            **({} if self.text_only else self.video_kwargs),
-        )
-        kwargs = {**eval_args.runner_kwargs(), "text_only": self.text_only, **self.eval_kwargs}
+        where = output_dir if output_dir is not None else self.eval_dir(step)
+        eval_args = replace(self.eval_args, output_dir=str(where), split=split or self.eval_args.split)
+        kwargs = {**eval_args.runner_kwargs(), "text_only": eval_args.text_only, **self.eval_kwargs}
         with self._generation_model(model, args) as gen_model:
-            adapter = adapter_for(gen_model, self.processing_class, video_kwargs=dict(self.video_kwargs))
+            adapter = adapter_for(gen_model, self.processing_class, video_kwargs=eval_args.video_kwargs())
             was_training = gen_model.training
             gen_model.eval()
             try:
@@ -205,7 +200,13 @@ class MMLAAccuracyCallback(TrainerCallback):
         out = Path(self.output_dir)
         write_json_atomic(
             out / CURVE_FILE,
-            {"split": self.split, "mode": self.mode, "tasks": self.tasks, "points": self.curve, "best": self.best},
+            {
+                "split": self.split,
+                "mode": self.eval_args.mode,
+                "tasks": self.tasks,
+                "points": self.curve,
+                "best": self.best,
+            },
         )
         try:
             plot_curve(self.curve, out / "validation_curve.png")

@@ -350,6 +350,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     from trl import SFTTrainer, get_peft_config
 
     from mmla.eval.adapters import load_model, lora_targets_for
+    from mmla.eval.arguments import EvalArguments
     from mmla.loaders.tasks import resolve_tasks
     from mmla.training.attention import is_varlen, varlen_unavailable_reason
     from mmla.training.callbacks import MMLAAccuracyCallback
@@ -451,20 +452,19 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     callbacks = []
     acc_cb = None
     if eval_split is not None and sft_args.eval_strategy != "no":
-        acc_cb = MMLAAccuracyCallback(
-            tasks=[t.key for t in data.tasks],
+        eval_args = EvalArguments(
+            tasks=",".join(t.key for t in data.tasks),
             data=mmla_args.data,
-            processing_class=adapter.processor,
-            output_dir=sft_args.output_dir,
             split=eval_split,
             mode=mmla_args.eval_mode,
             batch_size=sft_args.per_device_eval_batch_size,
             limit=mmla_args.eval_limit if mmla_args.eval_limit is not None else mmla_args.limit_eval,
             text_only=text_only,
             prompt_style=mmla_args.prompt_style,
-            method="it" if len(data.tasks) > 1 else "sft",
-            video_kwargs={"fps": mmla_args.fps} if mmla_args.fps else {"num_frames": mmla_args.num_frames},
+            **({"fps": mmla_args.fps} if mmla_args.fps else {"num_frames": mmla_args.num_frames}),
         )
+        method = "it" if len(data.tasks) > 1 else "sft"
+        acc_cb = MMLAAccuracyCallback(eval_args, adapter.processor, sft_args.output_dir, method)
         callbacks.append(acc_cb)
         configure_selection(sft_args, explicit)
 
@@ -647,12 +647,7 @@ def finalize(trainer: Any, adapter: Any, acc_cb: Any, mmla_args: Any, sft_args: 
             where = (
                 acc_cb.eval_dir(step) if final_split == acc_cb.split else out / EVAL_DIR / f"{final_split}-step-{step}"
             )
-            split = acc_cb.split
-            acc_cb.split = final_split
-            try:
-                results = acc_cb.score(model, step, args=trainer.args, output_dir=where)
-            finally:
-                acc_cb.split = split
+            results = acc_cb.score(model, step, args=trainer.args, output_dir=where, split=final_split)
     if not trainer.is_world_process_zero():
         return None
     write_json_atomic(out / "training_args.json", json.loads(sft_args.to_json_string()))
