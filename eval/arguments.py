@@ -11,10 +11,24 @@ arguments are built (command line or code), before anything is loaded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["EvalArguments", "ModelArguments"]
+__all__ = ["EvalArguments", "ModelArguments", "parse_modalities"]
+
+from mmla.eval.results import MODALITIES
+
+
+def parse_modalities(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``"text,video,audio"`` (or a sequence) -> the modalities in canonical order; a one-line error otherwise."""
+    items = [m.strip().lower() for m in (value.split(",") if isinstance(value, str) else value) if m.strip()]
+    unknown = [m for m in items if m not in MODALITIES]
+    if unknown or not items:
+        raise ValueError(f"--modalities {value!r}: expected a comma-separated subset of {','.join(MODALITIES)}")
+    if "text" not in items:
+        raise ValueError(f"--modalities {value!r}: must include text (the utterance and the question are text)")
+    return tuple(m for m in MODALITIES if m in items)
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -68,6 +82,17 @@ class EvalArguments:
         default=False, metadata=_help("upstream eval.py's macro averages (no labels=: unknown/multi become classes)")
     )
     skip_bad: bool = field(default=False, metadata=_help("skip (and record) samples whose video fails to decode"))
+    modalities: str | None = field(
+        default=None,
+        metadata=_help(
+            "what the model is shown, a comma-separated subset of text,video,audio that it supports "
+            "(default: all it supports; video MLLMs: text,video; text LLMs: text); recorded in the results"
+        ),
+    )
+    allow_silent: bool = field(
+        default=False,
+        metadata=_help("with audio: feed silence for clips without an audio track (counted in the results)"),
+    )
 
     def __post_init__(self) -> None:
         for opt, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
@@ -78,6 +103,10 @@ class EvalArguments:
             raise ValueError(f"--limit must be >= 1 (got {self.limit}); omit --limit to evaluate every row")
         if self.fps is not None and self.fps <= 0:
             raise ValueError(f"--fps must be > 0 (got {self.fps})")
+        if self.modalities is not None:
+            parse_modalities(self.modalities)
+            if self.text_only and self.modalities.replace(" ", "") != "text":
+                raise ValueError(f"--text-only contradicts --modalities {self.modalities}; pass one of them")
 
     @property
     def label_set(self) -> str:
@@ -103,6 +132,8 @@ class EvalArguments:
             "max_new_tokens": self.max_new_tokens,
             "skip_bad": self.skip_bad,
             "upstream_metrics": self.upstream_metrics,
+            "modalities": self.modalities,
+            "allow_silent": self.allow_silent,
         }
 
     def video_kwargs(self) -> dict[str, Any]:

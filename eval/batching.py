@@ -42,6 +42,35 @@ def _frames(sample: Sample, settings: EvalSettings) -> FrameSample:
         raise BadVideo(f"task {sample.task.key}, sample {sample.id!r}: cannot decode its video ({err})") from err
 
 
+def _audio(sample: Sample, settings: EvalSettings, sampling_rate: int) -> Any:
+    """The clip's audio track at the processor's rate (silence for a clip without one, if allowed)."""
+    from mmla.loaders.audio import sample_audio
+
+    try:
+        video = sample.ds[sample.index]["video"]
+        if video is None:
+            raise ValueError("no clip")
+        return sample_audio(video, sampling_rate, allow_silent=settings.allow_silent, return_info=True)
+    except Exception as err:
+        raise BadVideo(f"task {sample.task.key}, sample {sample.id!r}: cannot decode its audio ({err})") from err
+
+
+def _clip(sample: Sample, settings: EvalSettings, sampling_rate: int) -> Any:
+    """What the model is shown of the sample's clip: frames, its audio track, or both (``AVClip``)."""
+    shows = settings.shows
+    if "audio" not in shows:
+        return _frames(sample, settings)
+    audio = _audio(sample, settings, sampling_rate)
+    if audio.silent:
+        logger.warning("task %s, sample %r: clip has no audio track; fed %.2f s of silence (--allow-silent)",
+                       sample.task.key, sample.id, audio.duration)  # fmt: skip
+    if "video" not in shows:
+        return audio
+    from mmla.loaders.audio import AVClip
+
+    return AVClip(_frames(sample, settings), audio)
+
+
 def _score_batch(
     adapter: ModelAdapter,
     batch: list[Sample],
@@ -75,12 +104,14 @@ def _score_batch(
     return [{"id": s.id, "hash": s.hash, **row, "gold": s.gold} for s, row in zip(batch, rows, strict=True)]
 
 
-def _decode_videos(batch: list[Sample], settings: EvalSettings, skip_bad: bool) -> tuple[list, list, list]:
-    """(frames per sample, the samples that decoded, rows of skipped samples)."""
+def _decode_videos(
+    batch: list[Sample], settings: EvalSettings, skip_bad: bool, sampling_rate: int = 16000
+) -> tuple[list, list, list]:
+    """(clips per sample, the samples that decoded, rows of skipped samples)."""
     videos, ok, skipped = [], [], []
     for s in batch:
         try:
-            videos.append([_frames(s, settings)])
+            videos.append([_clip(s, settings, sampling_rate)])
             ok.append(s)
         except BadVideo as err:
             if not skip_bad:
@@ -88,6 +119,12 @@ def _decode_videos(batch: list[Sample], settings: EvalSettings, skip_bad: bool) 
             logger.warning("%s; skipped", err)
             skipped.append((s, {"id": s.id, "hash": s.hash, "raw": "", "pred": SKIPPED, "gold": s.gold}))
     return videos, ok, skipped
+
+
+def _audio_rate(adapter: ModelAdapter) -> int:
+    """The rate the adapter's audio feature extractor expects (16 kHz for Whisper-style ones)."""
+    extractor = getattr(adapter.processor, "feature_extractor", None)
+    return int(getattr(extractor, "sampling_rate", None) or 16000)
 
 
 def score_samples(
@@ -127,10 +164,13 @@ def score_samples(
             rows: list[tuple[Sample, dict[str, Any]]] = []
             videos, batch_ok = None, batch
             if not settings.text_only:
-                videos, batch_ok, rows = _decode_videos(batch, settings, skip_bad)
+                videos, batch_ok, rows = _decode_videos(batch, settings, skip_bad, _audio_rate(adapter))
             try:
                 if batch_ok:
                     scored = _score_batch(adapter, batch_ok, videos, settings, candidates, parse_mode)
+                    for row, clips in zip(scored, videos or [], strict=False):  # recorded: fed silence
+                        if any(getattr(getattr(c, "audio", c), "silent", False) for c in clips):
+                            row["silent_audio"] = True
                     rows.extend(zip(batch_ok, scored, strict=True))
             except Exception as err:
                 if not should_reduce_batch_size(err) or batch_size == 1:

@@ -37,6 +37,7 @@ __all__ = [
     "DATA_KINDS",
     "METHODS",
     "METRICS",
+    "MODALITIES",
     "RESULTS_FILENAME",
     "SCHEMA_VERSION",
     "DataSource",
@@ -257,6 +258,9 @@ class RunResults(Mapping[str, Any]):
     upstream_metrics: bool = False
     created: str | None = None
     mmla_version: str | None = None
+    modalities: tuple[str, ...] | None = None
+    """What the model was shown (``("text", "video", "audio")``); None in files written before it was recorded
+    (then ``text_only`` says text or text + video)."""
     settings: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -333,6 +337,7 @@ class RunResults(Mapping[str, Any]):
             "parse_mode": self.parse_mode,
             "upstream_metrics": self.upstream_metrics,
             "created": self.created,
+            **({"modalities": list(self.modalities)} if self.modalities is not None else {}),
             "settings": dict(self.settings),
             "tasks": {k: t.to_json() for k, t in self.tasks.items()},
             "dimensions": {d: a.to_json() for d, a in self.dimensions.items()},
@@ -506,8 +511,18 @@ def _check_pooled(path: Path | None, name: str, stored: Any, computed: Accuracy)
 _KNOWN = {
     "schema_version", "mmla_version", "model", "adapter", "base_model", "method", "mode", "split", "data",
     "data_source", "text_only", "prompt_style", "label_set", "parse_mode", "upstream_metrics", "created",
-    "settings", "tasks", "dimensions", "overall", "timing",
+    "settings", "tasks", "dimensions", "overall", "timing", "modalities",
 }  # fmt: skip
+MODALITIES = ("text", "video", "audio")
+"""What a model can be shown, in this order (``mmla eval --modalities``)."""
+
+
+def _parse_modalities(path: Path | None, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or any(m not in MODALITIES for m in value):
+        raise _fail(path, "modalities", f"must be a non-empty list of {list(MODALITIES)}, got {value!r}")
+    return tuple(m for m in MODALITIES if m in value)
 
 
 def _parse(data: Any, path: Path | None) -> RunResults:
@@ -549,6 +564,7 @@ def _parse(data: Any, path: Path | None) -> RunResults:
         upstream_metrics=bool(data.get("upstream_metrics", False)),
         created=names["created"],
         mmla_version=names["mmla_version"],
+        modalities=_parse_modalities(path, data.get("modalities")),
         settings=dict(data.get("settings") or {}),
         timing=dict(data.get("timing") or {}),
         extra={k: v for k, v in data.items() if k not in _KNOWN},

@@ -88,6 +88,8 @@ def evaluate_tasks(
     show_progress: bool = True,
     on_batch_end: Callable[[str, int], None] | None = None,
     loaded: Mapping[str, Any] | None = None,
+    modalities: str | Sequence[str] | None = None,
+    allow_silent: bool = False,
 ) -> RunResults:
     """Evaluate ``adapter`` on ``tasks``, write ``output_dir/results.json`` and return it as :class:`RunResults`.
 
@@ -96,7 +98,9 @@ def evaluate_tasks(
     :func:`load_eval_data` already returned (``mmla eval`` checks the data before loading the model);
     ``data`` is then only recorded. ``text_only`` defaults to ``not adapter.is_multimodal``.
     ``prompt_style`` / ``label_set`` / ``parse_mode``: see :mod:`mmla.eval.prompts` and
-    :mod:`mmla.eval.parsing`; all three are recorded in the results. Under ``accelerate launch`` the
+    :mod:`mmla.eval.parsing`; all three are recorded in the results. ``modalities``: what the model is
+    shown (``"text,video,audio"``, a subset the adapter supports; default: all it supports, text only with
+    ``text_only``); ``allow_silent`` feeds silence for clips without an audio track (counted in the results). Under ``accelerate launch`` the
     pending samples are split across processes and only process 0 writes.
     """
     check_settings(mode=mode, batch_size=batch_size, limit=limit, max_new_tokens=max_new_tokens,
@@ -108,9 +112,8 @@ def evaluate_tasks(
         task_list = [t if isinstance(t, TaskSpec) else get_task(t) for t in tasks]
     if not task_list:
         raise ValueError(f"no task selected by {tasks!r}")
-    text_only = (not adapter.is_multimodal) if text_only is None else text_only
-    if not text_only and not adapter.is_multimodal:
-        raise ValueError(f"{adapter.model_id} is a text-only model; evaluate it with --text-only")
+    shows = resolve_modalities(adapter, modalities, text_only)
+    text_only = shows == ("text",)
     if fps is not None:
         num_frames = None
     settings = EvalSettings(
@@ -119,11 +122,13 @@ def evaluate_tasks(
         mode=mode,
         max_new_tokens=max_new_tokens if mode == "generate" else 0,
         text_only=text_only,
-        num_frames=None if text_only else num_frames,
-        fps=None if text_only else fps,
+        num_frames=num_frames if "video" in shows else None,
+        fps=fps if "video" in shows else None,
         prompt_style=prompt_style,
         label_set=label_set,
         use_chat_template=adapter.use_chat_template,
+        modalities=None if shows in (("text",), ("text", "video")) else ",".join(shows),
+        allow_silent=allow_silent and "audio" in shows,
     )
     check_result_names(model=settings.model, adapter=adapter_path, base_model=base_model)  # before any work
     state = dist_state()
@@ -166,6 +171,7 @@ def evaluate_tasks(
             new_rows = score_samples(adapter, pending, settings, batch_size, lambda k: pred_dir / f"{k}.jsonl", **kw)
     computed = len(pending)
     task_results: dict[str, TaskResult] = {}
+    silent: dict[str, int] = {}
     for task, samples, reuse in per_task:
         by_id = {**reuse, **{r["id"]: r for r in new_rows.get(task.key, [])}}
         rows = [by_id[s.id] for s in samples]
@@ -176,6 +182,13 @@ def evaluate_tasks(
         if is_main:
             rewrite_ordered(pred_dir / f"{task.key}.jsonl", rows)
         task_results[task.key] = _task_result(task, rows, upstream_metrics, n_bootstrap)
+        if any(r.get("silent_audio") for r in rows):
+            silent[task.key] = sum(1 for r in rows if r.get("silent_audio"))
+    if silent:
+        logger.warning(
+            "clips without an audio track, fed silence (--allow-silent): %s",
+            ", ".join(f"{k}: {n}" for k, n in silent.items()),
+        )  # fmt: skip
     elapsed = time.perf_counter() - t_start
     run = RunResults(
         model=settings.model or UNNAMED_MODEL,
@@ -194,14 +207,51 @@ def evaluate_tasks(
         upstream_metrics=upstream_metrics,
         created=created,
         mmla_version=mmla_version(),
+        modalities=shows,
         settings=asdict(settings),
         timing={"seconds": round(elapsed, 2), "samples_computed": computed,
                 "samples_per_second": round(computed / elapsed, 3) if computed and elapsed else None,
                 "num_processes": 1 if state is None else state.num_processes},
+        extra={"silent_audio": silent} if silent else {},
     )  # fmt: skip
     if is_main:
         run.write(out_dir / RESULTS_FILENAME)
     return run
+
+
+def supported_modalities(adapter: ModelAdapter) -> tuple[str, ...]:
+    """What the adapter's family can be shown: its ``modalities``, else text + video (MLLMs) or text."""
+    own = getattr(adapter, "modalities", None)
+    if own:
+        return tuple(own)
+    return ("text", "video") if adapter.is_multimodal else ("text",)
+
+
+def resolve_modalities(
+    adapter: ModelAdapter, requested: str | Sequence[str] | None, text_only: bool | None = None
+) -> tuple[str, ...]:
+    """The modalities a run shows the model; a one-line error for one its family does not take.
+
+    Default: ``("text",)`` with ``text_only``, else everything the family supports (video MLLMs: text and
+    video, as before audio existed; Omni: text, video and audio; Qwen2-Audio: text and audio).
+    """
+    from mmla.eval.arguments import parse_modalities
+
+    supported = supported_modalities(adapter)
+    if requested is None:
+        if text_only:
+            return ("text",)
+        if text_only is False and supported == ("text",):
+            raise ValueError(f"{adapter.model_id} is a text-only model; evaluate it with --text-only")
+        return supported
+    shows = parse_modalities(requested)
+    missing = [m for m in shows if m not in supported]
+    if missing:
+        raise ValueError(
+            f"model {adapter.model_id or UNNAMED_MODEL!r} ({type(adapter).__name__}) takes {','.join(supported)}; "
+            f"it cannot be shown {','.join(missing)} (--modalities {','.join(shows)})"
+        )
+    return shows
 
 
 def _task_result(task: TaskSpec, rows: list[dict[str, Any]], upstream: bool, n_bootstrap: int) -> TaskResult:

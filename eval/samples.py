@@ -35,9 +35,24 @@ class EvalSettings:
     prompt_style: str = DEFAULT_STYLE
     label_set: str = "full"
     use_chat_template: bool = True
+    modalities: str | None = None
+    """Comma-separated, when the model is shown audio or audio without frames; None: text, or text + video
+    (``text_only`` says which), so runs without audio keep their hashes."""
+    allow_silent: bool = False
 
     def fingerprint(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        for name in ("modalities", "allow_silent"):  # left out at their defaults: earlier caches stay valid
+            if not fields[name]:
+                del fields[name]
+        return json.dumps(fields, sort_keys=True)
+
+    @property
+    def shows(self) -> tuple[str, ...]:
+        """The modalities the model is shown."""
+        if self.modalities:
+            return tuple(self.modalities.split(","))
+        return ("text",) if self.text_only else ("text", "video")
 
 
 @dataclass
@@ -70,6 +85,16 @@ def sample_hash(settings: EvalSettings, prompt: str) -> str:
     return hashlib.sha256(f"{settings.fingerprint()}\n{prompt}".encode()).hexdigest()[:16]
 
 
+def _video_blocks_to_audio(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for m in messages:
+        content = m["content"]
+        if not isinstance(content, str):
+            content = [{**c, "type": "audio"} if c.get("type") == "video" else c for c in content]
+        out.append({**m, "content": content})
+    return out
+
+
 def build_samples(adapter: ModelAdapter, task: TaskSpec, ds: Any, settings: EvalSettings) -> list[Sample]:
     """Every row of ``ds`` as a :class:`Sample`, in split order."""
     table = ds.select_columns(["id", "text", "label"]).to_dict()
@@ -79,6 +104,10 @@ def build_samples(adapter: ModelAdapter, task: TaskSpec, ds: Any, settings: Eval
         messages = build_messages(
             task, text, num_videos=nvid, style=settings.prompt_style, label_set=settings.label_set
         )
+        if (
+            nvid and "video" not in settings.shows
+        ):  # the clip's audio track alone (Qwen2-Audio, --modalities text,audio)
+            messages = _video_blocks_to_audio(messages)
         prompt = adapter.prompt_text(messages)
         gold = _gold(task, ds, label)
         out.append(Sample(i, str(rid), text, gold, prompt, sample_hash(settings, prompt), messages, task, ds))

@@ -155,6 +155,8 @@ def rank_scores_full(adapter: ModelAdapter, inputs: BatchEncoding, candidates: S
             if isinstance(val, torch.Tensor) and val.shape[:2] == (bsz, seq) and key != "input_ids":
                 feed[key] = torch.cat([val, (mask.new_ones if key == "attention_mask" else val.new_zeros)(bsz, n)], 1)
         feed["input_ids"] = torch.cat([ids, c], 1)
-        logits = model(**feed, logits_to_keep=n + 1).logits[:, :-1]
+        # The last n+1 positions (the prompt's last token and the candidate): some models (the Omni thinker)
+        # ignore logits_to_keep and return every position.
+        logits = model(**feed, logits_to_keep=n + 1).logits[:, -(n + 1) : -1]
         cols.append(_token_logprobs(logits, c).sum(-1))
     return torch.stack(cols, 1).cpu()

@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_SAMPLING_RATE", "AudioDecodeError", "AudioSample", "add_audio_column", "has_audio", "sample_audio"]
+__all__ = [
+    "DEFAULT_SAMPLING_RATE",
+    "AVClip",
+    "AudioDecodeError",
+    "AudioSample",
+    "add_audio_column",
+    "has_audio",
+    "sample_audio",
+]
 
 DEFAULT_SAMPLING_RATE = 16000
 """What Whisper-style feature extractors (Qwen2-Audio, Qwen2.5-Omni, Qwen3-Omni) expect."""
@@ -48,6 +56,15 @@ class AudioSample:
     silent: bool = False
     """True when the clip has no audio track and ``allow_silent`` gave zeros instead."""
     path: str | None = None
+
+
+@dataclass
+class AVClip:
+    """One clip's sampled frames (a :class:`~mmla.loaders.video.FrameSample`) and its audio track, for models
+    that take both (Qwen2.5-Omni's ``use_audio_in_video``)."""
+
+    frames: Any
+    audio: AudioSample
 
 
 def _source(clip: Any) -> tuple[Any, str]:

@@ -307,3 +307,112 @@ def write_av_clip(
         if not corrupt_audio:
             out.mux(astream.encode())
     return path
+
+
+OMNI_TOKENS = {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
+               "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>", "vision_bos_token": "<|vision_bos|>",
+               "vision_eos_token": "<|vision_eos|>"}  # fmt: skip
+"""The Qwen2.5-Omni / Qwen2-Audio tokenizer's named multimodal tokens (what their processors read)."""
+
+OMNI_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for c in message['content'] %}"
+    "{% if c['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
+    "{% elif c['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+"""ChatML with Qwen2.5-Omni's placeholders: ``<|vision_bos|><|VIDEO|><|vision_eos|>`` per clip (the processor puts
+the clip's audio inside it with ``use_audio_in_video``), ``<|audio_bos|><|AUDIO|><|audio_eos|>`` per audio."""
+
+
+def _omni_tokenizer() -> tuple[Any, dict[str, int]]:
+    """The tiny BPE with the Omni tokens added as named special tokens, and their ids."""
+    from transformers import PreTrainedTokenizerFast
+
+    base = tiny_tokenizer(None)
+    base.add_special_tokens({"additional_special_tokens": list(OMNI_TOKENS.values())})
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
+        padding_side="right", extra_special_tokens=OMNI_TOKENS,
+    )  # fmt: skip
+    tok.chat_template = OMNI_CHAT_TEMPLATE
+    ids = {t: tok.convert_tokens_to_ids(t) for t in [*OMNI_TOKENS.values(), "<|im_end|>", "<|endoftext|>"]}
+    return tok, ids
+
+
+TINY_WHISPER_AUDIO = {"num_mel_bins": 128, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                      "d_model": 32}  # fmt: skip
+"""A one-layer Whisper-style audio encoder (128 mel bins, as Qwen2.5-Omni's)."""
+
+
+def tiny_qwen2_5_omni(out_dir: str | Path, *, seed: int = 0) -> Path:
+    """Save a random Qwen2.5-Omni thinker (2 text + 1 vision + 1 audio layers) with a full processor.
+
+    ``model_type`` is ``qwen2_5_omni_thinker`` (text out, no talker). The processor is the real
+    ``Qwen2_5OmniProcessor`` (Qwen2-VL video processor, 128-bin Whisper feature extractor).
+    """
+    import torch
+    from transformers import (
+        Qwen2_5OmniProcessor,
+        Qwen2_5OmniThinkerConfig,
+        Qwen2_5OmniThinkerForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    tok, ids = _omni_tokenizer()
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+    text_cfg = {"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, **TINY_TEXT,
+                "max_position_embeddings": 4096, "eos_token_id": ids["<|im_end|>"],
+                "pad_token_id": ids["<|endoftext|>"], "rope_parameters": rope}  # fmt: skip
+    vision = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+              "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
+              "fullatt_block_indexes": [0], "in_channels": 3}  # fmt: skip
+    audio = {**TINY_WHISPER_AUDIO, "output_dim": 64, "n_window": 100}
+    cfg = Qwen2_5OmniThinkerConfig(
+        text_config=text_cfg, vision_config=vision, audio_config=audio, audio_token_index=ids["<|AUDIO|>"],
+        image_token_index=ids["<|IMAGE|>"], video_token_index=ids["<|VIDEO|>"],
+        audio_start_token_id=ids["<|audio_bos|>"], audio_end_token_id=ids["<|audio_eos|>"],
+        vision_start_token_id=ids["<|vision_bos|>"], tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = Qwen2_5OmniThinkerForConditionalGeneration(cfg).eval()
+    size = {"shortest_edge": 28 * 28, "longest_edge": 56 * 56}
+    processor = Qwen2_5OmniProcessor(
+        image_processor=Qwen2VLImageProcessor(size=size),
+        video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=False),
+        feature_extractor=WhisperFeatureExtractor(feature_size=128),
+        tokenizer=tok,
+        chat_template=OMNI_CHAT_TEMPLATE,
+    )
+    return _save(out_dir, model, processor)
+
+
+def tiny_qwen2_audio(out_dir: str | Path, *, seed: int = 0) -> Path:
+    """Save a random Qwen2-Audio (2 text + 1 audio layers, 1-D RoPE) with the real ``Qwen2AudioProcessor``."""
+    import torch
+    from transformers import (
+        Qwen2AudioConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    tok, ids = _omni_tokenizer()
+    text_cfg = {"model_type": "qwen2", "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128,
+                **TINY_TEXT, "max_position_embeddings": 4096, "eos_token_id": ids["<|im_end|>"],
+                "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True}  # fmt: skip
+    cfg = Qwen2AudioConfig(audio_config={**TINY_WHISPER_AUDIO, "num_mel_bins": 128}, text_config=text_cfg,
+                           audio_token_index=ids["<|AUDIO|>"])  # fmt: skip
+    torch.manual_seed(seed)
+    model = Qwen2AudioForConditionalGeneration(cfg).eval()
+    processor = Qwen2AudioProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok, chat_template=OMNI_CHAT_TEMPLATE
+    )
+    return _save(out_dir, model, processor)

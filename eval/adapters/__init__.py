@@ -19,6 +19,7 @@ from mmla.eval.adapters.causal_lm import CausalLMAdapter
 from mmla.eval.adapters.internlm import InternLM2Adapter
 from mmla.eval.adapters.llava_onevision import LlavaOnevisionAdapter
 from mmla.eval.adapters.minicpmv import MiniCPMVAdapter
+from mmla.eval.adapters.omni import OmniAdapter, Qwen2AudioAdapter
 from mmla.eval.adapters.qwen2_vl import Qwen2VLAdapter
 from mmla.eval.adapters.qwen3_vl import Qwen3VLAdapter
 
@@ -53,7 +54,15 @@ def register_adapter(cls: type[ModelAdapter]) -> type[ModelAdapter]:
     return cls
 
 
-for _cls in (Qwen2VLAdapter, Qwen3VLAdapter, LlavaOnevisionAdapter, MiniCPMVAdapter, InternLM2Adapter):
+for _cls in (
+    Qwen2VLAdapter,
+    Qwen3VLAdapter,
+    LlavaOnevisionAdapter,
+    MiniCPMVAdapter,
+    InternLM2Adapter,
+    OmniAdapter,
+    Qwen2AudioAdapter,
+):
     register_adapter(_cls)
 
 DEFAULT_MODEL = "smollm2"
@@ -257,6 +266,9 @@ def load_model(
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, gguf_file=gguf_file)
     if cls.is_multimodal:
         auto = AutoModelForImageTextToText
+        family_class = getattr(cls, "model_class", None)  # e.g. an Omni checkpoint loads its thinker only
+        if family_class is not None and family_class(model_type) is not None:
+            auto = family_class(model_type)
         if remote:
             from transformers import AutoModel
 
