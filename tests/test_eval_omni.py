@@ -19,7 +19,7 @@ from mmla.eval.scoring import candidate_token_ids, generate_answers, rank_scores
 from mmla.loaders.audio import AVClip, sample_audio
 from mmla.loaders.sample import ClipSpec, write_clip
 from mmla.loaders.video import sample_frames
-from mmla.training.testing import tiny_causal_lm, tiny_qwen2_5_omni, tiny_qwen2_audio, write_av_clip
+from mmla.training.testing import tiny_causal_lm, tiny_qwen2_5_omni, tiny_qwen2_audio, tiny_qwen3_omni, write_av_clip
 
 pytest.importorskip("torchvision")
 
@@ -94,6 +94,22 @@ def test_both_modes_with_audio_and_batching_is_exact(omni, clips) -> None:
     assert not torch.allclose(alone, no_audio)  # the audio reaches the model
     audio_only = rank_scores(omni, omni.build_inputs([AUDIO_MSG], [[clips[1].audio]]), cands)
     assert torch.isfinite(audio_only).all()
+
+
+def test_qwen3_omni_thinker_both_modes(tmp_path, clips) -> None:
+    ad = load_model(str(tiny_qwen3_omni(tmp_path / "q3")), device="cpu")
+    assert type(ad) is OmniAdapter and type(ad.model).__name__ == "Qwen3OmniMoeThinkerForConditionalGeneration"
+    inputs = ad.build_inputs([MSG, MSG], [[c] for c in clips])
+    assert inputs["use_audio_in_video"] is True and (inputs["input_ids"] == ad.processor.audio_token_id).any()
+    assert len(generate_answers(ad, inputs, max_new_tokens=2)) == 2
+    cands = candidate_token_ids(ad, ["intent: complain", "intent: praise"])
+    both = rank_scores(ad, inputs, cands)
+    torch.testing.assert_close(
+        both[:1], rank_scores(ad, ad.build_inputs([MSG], [[clips[0]]]), cands), atol=1e-4, rtol=0
+    )
+    assert not torch.allclose(both[:1], rank_scores(ad, ad.build_inputs([MSG], [[clips[0].frames]]), cands))
+    with pytest.raises(ValueError, match="mixes clips with and without their audio"):
+        ad.build_inputs([MSG, MSG], [[clips[0]], [clips[1].frames]])
 
 
 def test_qwen2_audio_both_modes(qwen2_audio, clips) -> None:

@@ -416,3 +416,43 @@ def tiny_qwen2_audio(out_dir: str | Path, *, seed: int = 0) -> Path:
         feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok, chat_template=OMNI_CHAT_TEMPLATE
     )
     return _save(out_dir, model, processor)
+
+
+def tiny_qwen3_omni(out_dir: str | Path, *, seed: int = 0) -> Path:
+    """Save a random Qwen3-Omni MoE thinker (2 MoE text layers of 4 experts, 1 vision + 1 audio layer) with the
+    real ``Qwen3OmniMoeProcessor`` (Qwen3-VL video processor, 16-pixel patches)."""
+    import torch
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3OmniMoeProcessor,
+        Qwen3OmniMoeThinkerConfig,
+        Qwen3OmniMoeThinkerForConditionalGeneration,
+        Qwen3VLVideoProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    tok, ids = _omni_tokenizer()
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    text = {"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, **TINY_TEXT, "head_dim": 16,
+            "max_position_embeddings": 4096, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+            "rope_parameters": rope, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}  # fmt: skip
+    vision = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+              "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16,
+              "deepstack_visual_indexes": [0]}  # fmt: skip
+    audio = {**TINY_WHISPER_AUDIO, "output_dim": 64, "n_window": 50, "downsample_hidden_size": 16}
+    cfg = Qwen3OmniMoeThinkerConfig(
+        text_config=text, vision_config=vision, audio_config=audio, audio_token_id=ids["<|AUDIO|>"],
+        image_token_id=ids["<|IMAGE|>"], video_token_id=ids["<|VIDEO|>"], audio_start_token_id=ids["<|audio_bos|>"],
+        vision_start_token_id=ids["<|vision_bos|>"], tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = Qwen3OmniMoeThinkerForConditionalGeneration(cfg).eval()
+    processor = Qwen3OmniMoeProcessor(
+        image_processor=Qwen2VLImageProcessor(patch_size=16),
+        video_processor=Qwen3VLVideoProcessor(patch_size=16, size={"shortest_edge": 2 * 32 * 32,
+                                                                   "longest_edge": 16 * 64 * 64}),
+        feature_extractor=WhisperFeatureExtractor(feature_size=128),
+        tokenizer=tok,
+        chat_template=OMNI_CHAT_TEMPLATE,
+    )  # fmt: skip
+    return _save(out_dir, model, processor)

@@ -101,6 +101,8 @@ class OmniAdapter(VisionLanguageAdapter):
             paired = bool(frames) and len(waves) == len(frames) == len(parts)
             if frames and waves and not paired:
                 raise ValueError(f"{type(self).__name__}: a chat mixes clips with and without audio")
+            if i and paired != paired_any:  # use_audio_in_video is one flag for the whole batch
+                raise ValueError(f"{type(self).__name__}: a batch mixes clips with and without their audio")
             paired_any |= paired
             per_chat.append(self._processor_call(text, frames, waves, paired))
         batch = _merge(per_chat, pad_id=self.pad_token_id, padding_side=padding_side)
