@@ -178,6 +178,7 @@ def _repro_flags(run: RunResults) -> str:
     flags += [f"--prompt-style {run.prompt_style}"]
     flags += ["--upstream-labels"] if run.label_set == "upstream" else []
     flags += [f"--parse-mode {run.parse_mode}"]
+    flags += [f"--modalities {','.join(run.modalities)}"] if run.modalities and "audio" in run.modalities else []
     return "".join(f" {f}" for f in flags)
 
 
@@ -249,6 +250,7 @@ def model_card(
         "label set": joined([r.label_set for r in runs]),
         "parse mode": joined([r.parse_mode for r in runs]),
         "text only": run.text_only,
+        "modalities": joined([",".join(r.modalities) if r.modalities else None for r in runs]),
         "data": run.data,
         "data source": joined([r.data_source.describe() for r in runs]),
         "model": run.model,

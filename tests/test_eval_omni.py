@@ -144,6 +144,10 @@ def test_runner_with_and_without_audio_on_the_same_clips(omni, sample_release, t
         scores = {k: [json.loads(x)["scores"] for x in (tmp_path / k / "predictions" / "mustard.jsonl").open()]
                   for k in runs}  # fmt: skip
         assert scores["text,video,audio"] != scores["text,video"]
+    from mmla.hub_cards.model_card import model_card
+
+    card = str(model_card(runs["text,video,audio"], with_paper=False))
+    assert "| modalities | `text,video,audio` |" in card and "--modalities text,video,audio" in card
     default = evaluate_tasks(omni, ["mustard"], str(sample_release), "test", mode=mode, limit=1, num_frames=4,
                              output_dir=tmp_path / "default", show_progress=False, n_bootstrap=0)  # fmt: skip
     assert default.modalities == ("text", "video", "audio")
