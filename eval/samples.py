@@ -85,7 +85,8 @@ def sample_hash(settings: EvalSettings, prompt: str) -> str:
     return hashlib.sha256(f"{settings.fingerprint()}\n{prompt}".encode()).hexdigest()[:16]
 
 
-def _video_blocks_to_audio(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def video_blocks_to_audio(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat with each video placeholder turned into an audio one (the clip shown as its audio track alone)."""
     out = []
     for m in messages:
         content = m["content"]
@@ -107,7 +108,7 @@ def build_samples(adapter: ModelAdapter, task: TaskSpec, ds: Any, settings: Eval
         if (
             nvid and "video" not in settings.shows
         ):  # the clip's audio track alone (Qwen2-Audio, --modalities text,audio)
-            messages = _video_blocks_to_audio(messages)
+            messages = video_blocks_to_audio(messages)
         prompt = adapter.prompt_text(messages)
         gold = _gold(task, ds, label)
         out.append(Sample(i, str(rid), text, gold, prompt, sample_hash(settings, prompt), messages, task, ds))

@@ -1,4 +1,5 @@
-"""Batch collation for video MLLMs (Qwen2-VL / Qwen2.5-VL, LLaVA-OneVision / LLaVA-Video).
+"""Batch collation for video MLLMs (Qwen2-VL / Qwen2.5-VL, LLaVA-OneVision / LLaVA-Video) and audio families
+(Qwen2.5-Omni / Qwen3-Omni thinkers: frames + the clip's audio track; Qwen2-Audio: the audio track alone).
 
 TRL's built-in vision collator reads only ``image``/``images`` columns, so video SFT needs its own
 collator (with ``remove_unused_columns=False`` and ``dataset_kwargs={"skip_prepare_dataset": True}``).
@@ -11,12 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from mmla.loaders.video import FrameSample
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +37,48 @@ class VideoSFTCollator:
         num_frames: int | None = 8,
         fps: float | None = None,
         max_pixels: int | None = None,
+        modalities: Sequence[str] | None = None,
+        allow_silent: bool = False,
     ) -> None:
         if num_frames is not None and fps is not None:
             raise ValueError("pass num_frames or fps, not both")
         self.adapter = adapter
         self.frame_kwargs = {"num_frames": num_frames if fps is None else None, "fps": fps, "max_pixels": max_pixels}
         self._suffix_ok = True
+        supported = tuple(getattr(adapter, "modalities", None) or ("text", "video"))
+        self.modalities = tuple(modalities) if modalities is not None else supported
+        """What training shows: by default all the family takes (as evaluation does), so Omni trains with audio."""
+        missing = [m for m in self.modalities if m not in supported]
+        if missing:
+            raise ValueError(f"{type(adapter).__name__} takes {','.join(supported)}; it cannot be shown "
+                             f"{','.join(missing)}")  # fmt: skip
+        self.allow_silent = allow_silent
 
-    def _frames(self, row: dict[str, Any]) -> list[FrameSample]:
+    def _frames(self, row: dict[str, Any]) -> list[Any]:
+        """The row's clip as the model is shown it: frames, its audio track (``AudioSample``), or both (``AVClip``)."""
         video = row.get("video")
         if video is None:
             return []
         from mmla.loaders.video import sample_frames
 
-        return [sample_frames(video, **self.frame_kwargs, return_metadata=True)]
+        if "audio" not in self.modalities:
+            return [sample_frames(video, **self.frame_kwargs, return_metadata=True)]
+        from mmla.loaders.audio import AVClip, sample_audio
+
+        extractor = getattr(self.adapter.processor, "feature_extractor", None)
+        rate = int(getattr(extractor, "sampling_rate", None) or 16000)
+        audio = sample_audio(video, rate, allow_silent=self.allow_silent, return_info=True)
+        if "video" not in self.modalities:
+            return [audio]
+        return [AVClip(sample_frames(video, **self.frame_kwargs, return_metadata=True), audio)]
+
+    def _messages(self, messages: Any) -> Any:
+        """Video placeholders become audio ones when the clip is shown as its audio track alone."""
+        if "video" in self.modalities or "audio" not in self.modalities:
+            return messages
+        from mmla.eval.samples import video_blocks_to_audio
+
+        return video_blocks_to_audio(messages)
 
     def _answer_ids(self, prompt_text: str, full_text: str) -> list[int] | None:
         """Token ids of the answer (completion + end of turn) as they appear at the end of the full sequence."""
@@ -63,8 +89,8 @@ class VideoSFTCollator:
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         adapter = self.adapter
-        prompts = [row["prompt"] for row in rows]
-        fulls = [row["prompt"] + row["completion"] for row in rows]
+        prompts = [self._messages(row["prompt"]) for row in rows]
+        fulls = [self._messages(row["prompt"] + row["completion"]) for row in rows]
         videos = [self._frames(row) for row in rows]
         has_video = any(videos)
         batch = adapter.build_inputs(
