@@ -89,8 +89,15 @@ def rank_scores(
         ids = torch.cat([ids, shared.expand(bsz, k)], 1)
         mask = torch.cat([mask, mask.new_ones(bsz, k)], 1)
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=k + 1)
-    logits = out.logits  # (B, k+1, V): position j predicts shared[j]; the last one the first label token
+    # The prompt's other inputs (audio features, frames: audio/Omni families) go into the prompt's one forward.
+    # M-RoPE families (continuation_positions) place the prompt themselves; the labels continue from there.
+    extras = {key: val.to(dev) if isinstance(val, torch.Tensor) else val for key, val in inputs.items()
+              if key not in ("input_ids", "attention_mask")}  # fmt: skip
+    continuation = getattr(adapter, "continuation_positions", None)
+    if continuation is None:
+        extras["position_ids"] = pos
+    out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=k + 1, **extras)
+    logits = out.logits[:, -(k + 1) :]  # (B, k+1, V): position j predicts shared[j]; the last the first label token
     score = _token_logprobs(logits[:, :k], shared.expand(bsz, k)).sum(-1) if k else ids.new_zeros(bsz).float()
     suffixes = [list(c[k:]) for c in candidates]
     first = torch.tensor([s[0] for s in suffixes], device=dev)
@@ -113,6 +120,8 @@ def rank_scores(
         feed = suf[:, :-1].repeat(nb, 1)  # (nb*L, m-1), row b*L + l
         feed_mask = torch.cat([mask[rows].repeat_interleave(n_cand, 0), suf_mask[:, :-1].repeat(nb, 1)], 1)
         feed_pos = pos[rows, -1:].repeat_interleave(n_cand, 0) + 1 + torch.arange(m - 1, device=dev)
+        if continuation is not None:
+            feed_pos = continuation(feed_pos, rows, n_cand)
         out2 = model(
             input_ids=feed, attention_mask=feed_mask, position_ids=feed_pos, use_cache=True, **_cache_kw(model, sub)
         )

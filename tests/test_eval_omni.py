@@ -13,11 +13,13 @@ import torch
 
 from mmla.eval.adapters import adapter_class, load_model, lora_targets_for
 from mmla.eval.adapters.omni import OmniAdapter, Qwen2AudioAdapter
+from mmla.eval.prompts import build_target
 from mmla.eval.results import load_results
 from mmla.eval.runner import evaluate_tasks
-from mmla.eval.scoring import candidate_token_ids, generate_answers, rank_scores
+from mmla.eval.scoring import candidate_token_ids, generate_answers, rank_scores, rank_scores_full
 from mmla.loaders.audio import AVClip, sample_audio
 from mmla.loaders.sample import ClipSpec, write_clip
+from mmla.loaders.tasks import get_task
 from mmla.loaders.video import sample_frames
 from mmla.training.testing import tiny_causal_lm, tiny_qwen2_5_omni, tiny_qwen2_audio, tiny_qwen3_omni, write_av_clip
 
@@ -96,6 +98,52 @@ def test_both_modes_with_audio_and_batching_is_exact(omni, clips) -> None:
     assert torch.isfinite(audio_only).all()
 
 
+def _long_and_short(video: bool) -> list:
+    make = (
+        (lambda t: [{**MSG[0], "content": [MSG[0]["content"][0], {"type": "text", "text": t}]}])
+        if video
+        else (lambda t: [{**AUDIO_MSG[0], "content": [AUDIO_MSG[0]["content"][0], {"type": "text", "text": t}]}])
+    )
+    return [make("what is the intent of this speaker, given all that was said before?"), make("intent?")]
+
+
+def _check_shared_prefix_rank(ad, inputs) -> None:
+    """Rank scoring on the prompt's shared cache (one prompt forward, labels continued on it) equals one full
+    forward per label, for MIntRec's 20 labels (shared "intent:" prefix, 1-3 label tokens) and left padding."""
+    task = get_task("mintrec")
+    cands = candidate_token_ids(ad, [build_target(task, lab) for lab in task.labels])
+    assert max(map(len, cands)) - min(map(len, cands)) >= 1
+    calls = []
+    forward = ad.model.forward
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape)
+        return forward(*args, **kwargs)
+
+    ad.model.forward = counting
+    try:
+        shared = rank_scores(ad, inputs, cands)
+    finally:
+        ad.model.forward = forward
+    assert len(calls) == 2  # the prompt once, then every label's remaining tokens in one batch
+    torch.testing.assert_close(shared, rank_scores_full(ad, inputs, cands), atol=1e-4, rtol=0)
+
+
+def test_rank_shares_the_prompt_cache_exactly(omni, qwen2_audio, clips) -> None:
+    _check_shared_prefix_rank(omni, omni.build_inputs(_long_and_short(True), [[c] for c in clips]))
+    _check_shared_prefix_rank(qwen2_audio, qwen2_audio.build_inputs(_long_and_short(False), [[c.audio] for c in clips]))
+    # the label tokens' M-RoPE positions matter: 1-D positions after the prompt give other scores
+    task = get_task("mintrec")
+    cands = candidate_token_ids(omni, [build_target(task, lab) for lab in task.labels])
+    inputs = omni.build_inputs(_long_and_short(True), [[c] for c in clips])
+    right = rank_scores(omni, inputs, cands)
+    omni.continuation_positions = lambda pos, rows, n: pos.unsqueeze(0).expand(3, -1, -1)
+    try:
+        assert not torch.allclose(right, rank_scores(omni, inputs, cands), atol=1e-4)
+    finally:
+        del omni.continuation_positions
+
+
 def test_qwen3_omni_thinker_both_modes(tmp_path, clips) -> None:
     ad = load_model(str(tiny_qwen3_omni(tmp_path / "q3")), device="cpu")
     assert type(ad) is OmniAdapter and type(ad.model).__name__ == "Qwen3OmniMoeThinkerForConditionalGeneration"
@@ -108,6 +156,7 @@ def test_qwen3_omni_thinker_both_modes(tmp_path, clips) -> None:
         both[:1], rank_scores(ad, ad.build_inputs([MSG], [[clips[0]]]), cands), atol=1e-4, rtol=0
     )
     assert not torch.allclose(both[:1], rank_scores(ad, ad.build_inputs([MSG], [[clips[0].frames]]), cands))
+    _check_shared_prefix_rank(ad, ad.build_inputs(_long_and_short(True), [[c] for c in clips]))
     with pytest.raises(ValueError, match="mixes clips with and without their audio"):
         ad.build_inputs([MSG, MSG], [[clips[0]], [clips[1].frames]])
 

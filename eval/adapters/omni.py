@@ -41,8 +41,8 @@ def _clip_parts(clip: Any) -> tuple[Any, Any]:
 class OmniAdapter(VisionLanguageAdapter):
     """Qwen2.5-Omni and Qwen3-Omni thinkers: text, video and the clip's audio track.
 
-    M-RoPE positions (time-aligned audio and video), so rank scoring runs the whole prompt per label
-    (:func:`~mmla.eval.scoring.rank_scores_full`). LoRA targets the decoder under ``language_model``, never
+    M-RoPE positions (time-aligned audio and video): rank scoring shares the prompt's cache across the labels
+    and places their tokens after the prompt's positions (:meth:`continuation_positions`). LoRA targets the decoder under ``language_model``, never
     the audio tower (whose attention layers are also called ``q_proj``...) or the vision tower.
     """
 
@@ -57,6 +57,19 @@ class OmniAdapter(VisionLanguageAdapter):
         "qwen3_omni_moe": "Qwen3OmniMoeThinkerForConditionalGeneration",
     }
     """A full Omni checkpoint (thinker + talker) loads its thinker only: text out, no speech synthesis."""
+
+    shares_prompt_cache: ClassVar[bool] = True
+    """Rank scoring runs the prompt (frames, audio) once and the labels on its cache, placed by
+    :meth:`continuation_positions` after the prompt's M-RoPE positions."""
+
+    def continuation_positions(self, text_positions: torch.Tensor, rows: slice, repeats: int) -> torch.Tensor:
+        """M-RoPE positions of text tokens after the prompt just run: the 1-D count (non-pad tokens so far)
+        plus the prompt's ``rope_deltas`` (its highest multimodal position minus its length), for the prompt
+        rows ``rows`` each repeated ``repeats`` times; what ``generate`` uses for the answer's tokens."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        deltas = base.model.rope_deltas  # (batch, 1), set by the prompt's forward
+        delta = deltas[rows].repeat_interleave(repeats, 0).to(text_positions.device)
+        return (text_positions + delta).unsqueeze(0).expand(3, -1, -1)
 
     @classmethod
     def model_class(cls, model_type: str | None) -> Any:
@@ -118,6 +131,7 @@ class Qwen2AudioAdapter(OmniAdapter):
     modalities: ClassVar[tuple[str, ...]] = ("text", "audio")
     video_timing: ClassVar[bool] = False
     model_class_names: ClassVar[dict[str, str]] = {"qwen2_audio": "Qwen2AudioForConditionalGeneration"}
+    continuation_positions = None  # type: ignore[assignment]  # 1-D RoPE: the shared prompt cache as for text LLMs
 
     def _processor_call(self, text: str, frames: list[Any], waves: list[np.ndarray], paired: bool) -> BatchEncoding:
         if frames:
