@@ -157,8 +157,23 @@ def test_qwen3_omni_thinker_both_modes(tmp_path, clips) -> None:
     )
     assert not torch.allclose(both[:1], rank_scores(ad, ad.build_inputs([MSG], [[clips[0].frames]]), cands))
     _check_shared_prefix_rank(ad, ad.build_inputs(_long_and_short(True), [[c] for c in clips]))
+    assert ad._audio_window() is None  # Qwen3-Omni's processor does not truncate long audio
     with pytest.raises(ValueError, match="mixes clips with and without their audio"):
         ad.build_inputs([MSG, MSG], [[clips[0]], [clips[1].frames]])
+
+
+def test_audio_beyond_the_window_is_said_once(omni, caplog) -> None:
+    import logging
+
+    import numpy as np
+
+    from mmla.loaders.audio import AudioSample
+
+    long = AudioSample(np.zeros(31 * 16000, np.float32), 16000, 16000, 1, 31.0, path="long.mp4")
+    with caplog.at_level(logging.WARNING, logger="mmla.eval.adapters.omni"):
+        omni.build_inputs([AUDIO_MSG, AUDIO_MSG], [[long], [long]])
+    said = [r.getMessage() for r in caplog.records if "long.mp4" in r.getMessage()]
+    assert len(said) == 1 and "31.0 s of audio" in said[0] and "first 30 s" in said[0]
 
 
 def test_qwen2_audio_both_modes(qwen2_audio, clips) -> None:
@@ -238,6 +253,8 @@ def test_clip_without_audio_error_or_counted_silence(omni, sample_release, tmp_p
     run = evaluate_tasks(omni, ["mustard"], str(data), "test", output_dir=tmp_path / "b", allow_silent=True, **kw)
     assert run.extra["silent_audio"] == {"mustard": 2} and run.settings["allow_silent"] is True
     assert json.loads((tmp_path / "b" / "results.json").read_text())["silent_audio"] == {"mustard": 2}
+    skipped = evaluate_tasks(omni, ["mustard"], str(data), "test", output_dir=tmp_path / "d", skip_bad=True, **kw)
+    assert len(skipped.tasks["mustard"].skipped) == 2 and skipped.tasks["mustard"].n == 0
     video_only = evaluate_tasks(omni, ["mustard"], str(data), "test", output_dir=tmp_path / "c",
                                 modalities="text,video", **kw)  # fmt: skip
     assert "silent_audio" not in video_only.extra

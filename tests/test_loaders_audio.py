@@ -57,10 +57,14 @@ def test_max_seconds_and_input_forms(clips):
 
 
 def test_datasets_video_value(clips):
+    """A decoded datasets.Video value: a file on disk, or a clip embedded in the Parquet shard (bytes)."""
     import datasets
 
     ds = datasets.Dataset.from_dict({"video": [str(clips["stereo44k"])]}).cast_column("video", datasets.Video())
     assert sample_audio(ds[0]["video"]).shape[0] == pytest.approx(16000, rel=0.05)
+    embedded = datasets.Dataset.from_dict({"video": [{"path": None, "bytes": clips["sample"].read_bytes()}]})
+    value = embedded.cast_column("video", datasets.Video())[0]["video"]
+    np.testing.assert_array_equal(sample_audio(value), sample_audio(clips["sample"]))
 
 
 def test_missing_track_is_an_error_naming_the_clip_or_silence(clips):

@@ -13,6 +13,7 @@ each clip's real sampling rate of frames.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -24,18 +25,24 @@ from mmla.eval.adapters.base import VideoInput, VisionLanguageAdapter
 
 __all__ = ["OmniAdapter", "Qwen2AudioAdapter"]
 
+logger = logging.getLogger(__name__)
+
 
 def _clip_parts(clip: Any) -> tuple[Any, Any]:
-    """(frames or None, waveform or None) of one clip given to an audio family."""
+    """(frames or None, ``AudioSample`` / waveform or None) of one clip given to an audio family."""
     from mmla.loaders.audio import AudioSample, AVClip
 
     if isinstance(clip, AVClip):
-        return clip.frames, clip.audio.waveform
+        return clip.frames, clip.audio
     if isinstance(clip, AudioSample):
-        return None, clip.waveform
+        return None, clip
     if isinstance(clip, np.ndarray) and clip.ndim == 1:
         return None, clip
     return clip, None
+
+
+def _waveform(audio: Any) -> np.ndarray:
+    return getattr(audio, "waveform", audio)
 
 
 class OmniAdapter(VisionLanguageAdapter):
@@ -81,7 +88,29 @@ class OmniAdapter(VisionLanguageAdapter):
 
         return getattr(transformers, name)
 
-    def _processor_call(self, text: str, frames: list[Any], waves: list[np.ndarray], paired: bool) -> BatchEncoding:
+    def _audio_window(self) -> int | None:
+        """Samples the feature extractor keeps (Whisper's 30 s), or None when it does not truncate (Qwen3-Omni)."""
+        extractor = getattr(self.processor, "feature_extractor", None)
+        if getattr(self.processor, "audio_kwargs", {}).get("truncation") is False or extractor is None:
+            return None
+        return getattr(extractor, "n_samples", None)
+
+    def _check_window(self, audios: list[Any]) -> list[np.ndarray]:
+        """The waveforms; a clip longer than the model's audio window is said once (the processor cuts it)."""
+        window = self._audio_window()
+        for audio in audios:
+            n = len(_waveform(audio))
+            if window and n > window and not getattr(self, "_window_warned", False):
+                self._window_warned = True
+                rate = getattr(getattr(self.processor, "feature_extractor", None), "sampling_rate", 16000)
+                logger.warning("%s: %s has %.1f s of audio; the model hears its first %.0f s (its feature "
+                               "extractor's window); further such clips are cut without a warning",
+                               self.model_id or type(self).__name__, getattr(audio, "path", None) or "a clip",
+                               n / rate, window / rate)  # fmt: skip
+        return [_waveform(a) for a in audios]
+
+    def _processor_call(self, text: str, frames: list[Any], waves: list[Any], paired: bool) -> BatchEncoding:
+        waves = self._check_window(waves)
         kwargs: dict[str, Any] = {"return_tensors": "pt"}
         if frames:
             kwargs["videos"], video_kwargs = self._processor_videos(frames)
@@ -133,7 +162,8 @@ class Qwen2AudioAdapter(OmniAdapter):
     model_class_names: ClassVar[dict[str, str]] = {"qwen2_audio": "Qwen2AudioForConditionalGeneration"}
     continuation_positions = None  # type: ignore[assignment]  # 1-D RoPE: the shared prompt cache as for text LLMs
 
-    def _processor_call(self, text: str, frames: list[Any], waves: list[np.ndarray], paired: bool) -> BatchEncoding:
+    def _processor_call(self, text: str, frames: list[Any], waves: list[Any], paired: bool) -> BatchEncoding:
+        waves = self._check_window(waves)
         if frames:
             raise ValueError(f"{self.model_id or 'Qwen2-Audio'} takes no video; run with --modalities text,audio")
         kwargs: dict[str, Any] = {"return_tensors": "pt"}
