@@ -23,7 +23,7 @@ image/video processors (min 128 x 28 x 28 pixels per frame: the sample clips are
 8-frame clip). The model's embedding keeps 152,064 rows; ids past the tokenizer are never seen.
 
     python bench/zero3_lora.py prepare --assets .zero3        # here: processor, clips, FFmpeg libs, torchcodec
-    bash bench/zero3_lora.sh                                   # on the 4-GPU machine (/work/notes/zero3_command.md)
+    bash bench/zero3_lora.sh                                   # on the 4-GPU machine (bench/zero3_command.md)
     python bench/zero3_lora.py run --assets /tmp/z3 --tiny --nproc 2 --json /tmp/z3.json   # CPU smoke test
 """
 

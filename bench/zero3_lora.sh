@@ -9,7 +9,7 @@
 #             typing-extensions, trl 1.16.0, peft 0.21.2, accelerate 1.15.0, torchcodec 0.13.0
 #   .zero3/   processor (proc/), the synthetic MIntRec sample release with clips (data/), and the FFmpeg
 #             libraries bundled in PyAV 18.1's wheel (ffmpeg_libs.tar.xz: 19 MB instead of the 36 MB wheel)
-# Made by: python bench/zero3_lora.py prepare --assets .zero3 (+ the pip commands in /work/notes/zero3_command.md).
+# Made by: python bench/zero3_lora.py prepare --assets .zero3 (+ the pip commands in bench/zero3_command.md).
 export ZERO3_T0=${ZERO3_T0:-$(date +%s.%N)}
 set -u
 mkdir -p /tmp/site
