@@ -233,18 +233,19 @@ def ensure_clips(vdir: Path, tiny: bool) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ models
-def _random_model(cls, config, device: str, dtype):
-    import torch
+def _save_random_model(cls, config, *, tiny: bool, dtype, companion, dest: Path, t0: float) -> dict:
+    """Random weights (``eval_speed.random_model``) saved with ``companion`` (tokenizer/processor); atomic rename."""
+    from eval_speed import random_model  # bench/ is on sys.path when a bench script runs
 
-    torch.manual_seed(0)
-    prev = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = cls(config)
-    finally:
-        torch.set_default_dtype(prev)
-    return model.eval()
+    model = random_model(cls, config, "cpu" if tiny else "cuda", dtype)
+    tmp = dest.with_name(dest.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    companion.save_pretrained(tmp)
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    os.replace(tmp, dest)
+    return {"built_s": round(time.perf_counter() - t0, 1), "params": params}
 
 
 def build_text_model(assets: Path, dest: Path, tiny: bool) -> dict:
@@ -259,15 +260,7 @@ def build_text_model(assets: Path, dest: Path, tiny: bool) -> dict:
     dtype = torch.float32 if tiny else torch.bfloat16
     cfg = Qwen2Config(**(QWEN2_TINY if tiny else QWEN2_7B), tie_word_embeddings=False, dtype=dtype,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
-    model = _random_model(Qwen2ForCausalLM, cfg, "cpu" if tiny else "cuda", dtype)
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    params = sum(p.numel() for p in model.parameters())
-    del model
-    os.replace(tmp, dest)
-    return {"built_s": round(time.perf_counter() - t0, 1), "params": params}
+    return _save_random_model(Qwen2ForCausalLM, cfg, tiny=tiny, dtype=dtype, companion=tok, dest=dest, t0=t0)
 
 
 def build_vl_model(assets: Path, dest: Path, tiny: bool) -> dict:
@@ -288,15 +281,9 @@ def build_vl_model(assets: Path, dest: Path, tiny: bool) -> dict:
                         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, dtype=dtype)  # fmt: skip
-    model = _random_model(Qwen2VLForConditionalGeneration, cfg, "cpu" if tiny else "cuda", dtype)
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    proc.save_pretrained(tmp)
-    params = sum(p.numel() for p in model.parameters())
-    del model
-    os.replace(tmp, dest)
-    return {"built_s": round(time.perf_counter() - t0, 1), "params": params}
+    return _save_random_model(
+        Qwen2VLForConditionalGeneration, cfg, tiny=tiny, dtype=dtype, companion=proc, dest=dest, t0=t0
+    )
 
 
 # ------------------------------------------------------------------------------------------------ runs
