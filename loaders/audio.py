@@ -9,8 +9,10 @@ A clip without an audio track is an :class:`AudioDecodeError` naming it, or, wit
 zeros for the clip's duration (``AudioSample.silent`` says so, and callers count it). A clip whose audio
 cannot be decoded is always an error: nothing comes back silently empty.
 
-``datasets.Audio`` decodes with the same ``AudioDecoder`` and accepts an mp4 path: :func:`add_audio_column`
-gives a split an ``audio`` column pointing at its ``video`` files (the paths, never a copy of the bytes).
+``datasets.Audio`` decodes with the same ``AudioDecoder`` and accepts an mp4 (path or bytes): the builder's
+``audio=True`` (:class:`mmla.loaders.builder.MMLAConfig`) stores each clip's path as its ``audio`` cell
+(:func:`audio_cell`), and :func:`add_audio_column` gives a loaded split an ``audio`` column that shares the
+``video`` column's Arrow storage, so neither copies the video nor extracts its audio.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "AudioDecodeError",
     "AudioSample",
     "add_audio_column",
+    "audio_cell",
     "has_audio",
     "sample_audio",
 ]
@@ -178,26 +181,85 @@ def sample_audio(
     return info if return_info else wave
 
 
-def add_audio_column(ds: Any, sampling_rate: int = DEFAULT_SAMPLING_RATE, *, column: str = "audio") -> Any:
+def audio_cell(
+    clip: str | os.PathLike,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    *,
+    allow_silent: bool = False,
+    verify: bool = True,
+) -> tuple[Any, bool]:
+    """``(value, silent)``: what a ``datasets.Audio`` cell holds for a clip file.
+
+    A clip with an audio track: its path (the Audio feature decodes the mp4's track; nothing is copied);
+    ``verify`` decodes the track once so that a damaged one fails here, naming the clip, and not when a row
+    is read. No track: an :class:`AudioDecodeError` naming the clip, or with ``allow_silent`` zeros of the
+    clip's duration (``{"array", "sampling_rate"}``, which ``datasets`` stores as a small WAV) and
+    ``silent=True``, for the caller to report.
+    """
+    name = str(clip)
+    if has_audio(name):
+        if verify:
+            sample_audio(name, sampling_rate)
+        return name, False
+    if not allow_silent:
+        raise AudioDecodeError(f"{name}: the clip has no audio track; pass allow_silent=True for silence of its "
+                               "length, or load without audio")  # fmt: skip
+    info = sample_audio(name, sampling_rate, allow_silent=True, return_info=True)
+    return {"array": info.waveform, "sampling_rate": sampling_rate}, True
+
+
+def add_audio_column(
+    ds: Any,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    *,
+    column: str = "audio",
+    allow_silent: bool = False,
+    check: bool = True,
+    silent: list[str] | None = None,
+) -> Any:
     """``ds`` with a ``datasets.Audio`` column decoding the audio track of each row's ``video`` clip.
 
-    The column holds the clips' paths (``datasets.Audio`` opens an mp4 with torchcodec's ``AudioDecoder``),
-    so no audio is extracted and no video is copied. Clips embedded in Parquet (bytes, no path on disk)
-    would have to be copied into the column: decode them with :func:`sample_audio` instead (a ``ValueError``
-    says so).
+    The column is the ``video`` column's own Arrow storage (``{"bytes", "path"}``: a path on disk, or the
+    clip embedded in a Hub Parquet shard) under the ``Audio`` feature, so no audio is extracted and no video
+    is copied. ``check`` opens each clip's header: a clip without an audio track is an
+    :class:`AudioDecodeError` naming it (row and clip), or with ``allow_silent`` that row's cell becomes
+    silence of the clip's length and its name is appended to ``silent``. A path that is not a file is a
+    ``FileNotFoundError`` naming the row.
     """
     import datasets
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     if "video" not in ds.column_names:
         raise ValueError("the split has no 'video' column (text-only data); there is no audio to expose")
-    raw = ds.cast_column("video", datasets.Video(decode=False))["video"]
-    paths = []
-    for i, value in enumerate(raw):
-        path = (value or {}).get("path")
-        if not path or (value or {}).get("bytes") is not None or not Path(path).is_file():
-            raise ValueError(
-                f"row {i}: its clip is embedded or not a local file ({path!r}); an Audio column would copy it, "
-                "so decode its audio with mmla.loaders.audio.sample_audio(row['video'])"
-            )
-        paths.append(path)
-    return ds.add_column(column, paths).cast_column(column, datasets.Audio(sampling_rate=sampling_rate))
+    if column in ds.column_names:
+        raise ValueError(f"the split already has a {column!r} column")
+    if ds._indices is not None:  # a shuffled/selected view: the video column must be in row order
+        ds = ds.flatten_indices()
+    video = ds.data.column("video")  # chunked, as stored (memory-mapped): shared, not copied
+    silence: dict[int, Any] = {}
+    if check:
+        paths, data = pc.struct_field(video, "path"), pc.struct_field(video, "bytes")
+        embedded = pc.invert(pc.is_null(data))
+        for i in range(len(video)):
+            if embedded[i].as_py():
+                src: Any = data[i].as_py()
+                name = paths[i].as_py() or "<embedded clip>"
+            else:
+                src = name = paths[i].as_py()
+                if not src or not Path(src).is_file():
+                    raise FileNotFoundError(f"row {i}: its clip {src!r} is not a file; cannot expose its audio")
+            if has_audio(src):
+                continue
+            if not allow_silent:
+                raise AudioDecodeError(f"row {i}: {name}: the clip has no audio track; pass allow_silent=True "
+                                       "for silence of its length, or load without audio")  # fmt: skip
+            wave = sample_audio(src, sampling_rate, allow_silent=True)
+            silence[i] = datasets.Audio().encode_example({"array": wave, "sampling_rate": sampling_rate})
+            if silent is not None:
+                silent.append(name)
+    if silence:
+        mask = pa.array([i in silence for i in range(len(video))])
+        cells = pa.array([silence.get(i, {"bytes": None, "path": None}) for i in range(len(video))], video.type)
+        video = pc.if_else(mask, cells, video)
+    return ds.add_column(column, video, feature=datasets.Audio(sampling_rate=sampling_rate))

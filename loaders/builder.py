@@ -7,7 +7,9 @@ A :class:`MMLAConfig` per task (``mintrec``) and a text-only variant of each
     b.download_and_prepare(); ds = b.as_dataset()
 
 ``data_dir`` is any folder :func:`mmla.loaders.sources.find_source` understands; ``videos_dir``
-stands in for ``manual_dir`` (clips of restricted corpora, or any other clip folder).
+stands in for ``manual_dir`` (clips of restricted corpora, or any other clip folder). ``audio=True``
+adds an ``audio`` column (``datasets.Audio``, decoded by torchcodec) holding each clip's mp4 path, so the
+clip's AAC track decodes from the same file as its frames; nothing is copied.
 :func:`mmla.loaders.load_task` fills ``fingerprint`` (file sizes and mtimes of the source)
 so that editing the source or pointing at another folder never reuses a stale cache.
 """
@@ -31,15 +33,24 @@ from mmla.loaders.tasks import TASKS, TaskSpec, get_task
 logger = logging.getLogger(__name__)
 
 VERSION = datasets.Version("1.0.0")
-CORE_COLUMNS = ("id", "text", "label", "dataset", "task", "clip_id", "video")
+CORE_COLUMNS = ("id", "text", "label", "dataset", "task", "clip_id", "video", "audio", "audio_silent")
 
 
 @dataclass
 class MMLAConfig(datasets.BuilderConfig):
-    """``task``: registry key; ``with_video``: add the ``Video`` column; ``extra_columns``: comma-separated."""
+    """``task``: registry key; ``with_video``: add the ``Video`` column; ``extra_columns``: comma-separated.
+
+    ``audio``: also an ``Audio`` column at ``audio_sampling_rate`` on the same clip files (needs
+    ``with_video``). A clip without an audio track is a bad row naming the clip (``skip_bad`` drops it), or
+    with ``allow_silent`` silence of the clip's length, flagged in an ``audio_silent`` column and reported
+    (:attr:`MMLABuilder.silent_audio`).
+    """
 
     task: str = "mintrec"
     with_video: bool = True
+    audio: bool = False
+    audio_sampling_rate: int = 16000
+    allow_silent: bool = False
     videos_dir: str | None = None
     skip_bad: bool = False
     verify_videos: bool = True
@@ -52,7 +63,16 @@ def config_name(task: str | TaskSpec, text_only: bool = False) -> str:
     return f"{key}_text" if text_only else key
 
 
-def features_for(task: TaskSpec, *, with_video: bool, extra_columns: tuple[str, ...] = ()) -> datasets.Features:
+def features_for(
+    task: TaskSpec,
+    *,
+    with_video: bool,
+    extra_columns: tuple[str, ...] = (),
+    audio_sampling_rate: int | None = None,
+    silent_flag: bool = False,
+) -> datasets.Features:
+    """The task's features; ``audio_sampling_rate``: add the ``Audio`` column (``silent_flag``: and
+    ``audio_silent``)."""
     feats: dict[str, Any] = {
         "id": datasets.Value("string"),
         "text": datasets.Value("string"),
@@ -63,6 +83,12 @@ def features_for(task: TaskSpec, *, with_video: bool, extra_columns: tuple[str, 
     }
     if with_video:
         feats["video"] = datasets.Video()
+    if audio_sampling_rate is not None:
+        if not with_video:
+            raise ValueError("audio=True needs the clips: the text-only config has no video to take the audio from")
+        feats["audio"] = datasets.Audio(sampling_rate=audio_sampling_rate)
+        if silent_flag:
+            feats["audio_silent"] = datasets.Value("bool")
     for col in extra_columns:
         if col not in feats:
             feats[col] = datasets.Value("string")
@@ -233,6 +259,8 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
         super().__init__(*args, **kwargs)
         self.skipped: list[dict[str, Any]] = []
         self.empty_texts: list[dict[str, Any]] = []
+        self.silent_audio: list[dict[str, Any]] = []
+        """Rows whose clip has no audio track and got silence (``allow_silent``); filled while generating."""
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -247,7 +275,13 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(
             description=f"{task.dataset}: {task.dimension_text} classification ({len(task.labels)} classes), "
             f"from the MMLA benchmark.",
-            features=features_for(task, with_video=self.config.with_video, extra_columns=self.extra_columns),
+            features=features_for(
+                task,
+                with_video=self.config.with_video,
+                extra_columns=self.extra_columns,
+                audio_sampling_rate=self.config.audio_sampling_rate if self.config.audio else None,
+                silent_flag=self.config.audio and self.config.allow_silent,
+            ),
             homepage=task.homepage,
             license=f"{task.license.display}: {task.license.terms}",
             citation=task.citation,
@@ -274,6 +308,27 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
             record["id"] = row.id
         logger.warning("skipping %s", err)
         self.skipped.append(record)
+
+    def _add_audio(self, example: dict[str, Any], row: RawRow, path: Path) -> bool:
+        """Fill the row's ``audio`` cell (the clip's path, or silence); False: a bad row, skipped."""
+        from mmla.loaders.audio import AudioDecodeError, audio_cell
+
+        try:
+            cell, silent = audio_cell(path, self.config.audio_sampling_rate, allow_silent=self.config.allow_silent,
+                                      verify=self.config.verify_videos)  # fmt: skip
+        except AudioDecodeError as err:
+            self._bad(row, SourceError(str(err), path=row.path, line=row.line,
+                                       hint="replace the clip, or build with skip_bad=True to drop the row"))  # fmt: skip
+            return False
+        example["audio"] = cell
+        if self.config.allow_silent:
+            example["audio_silent"] = silent
+        if silent:
+            record = {"task": self.config.task, "file": row.path, "line": row.line, "id": row.id, "clip": str(path)}
+            self.silent_audio.append(record)
+            logger.warning("%s:%s: clip %s has no audio track; its audio column is silence (allow_silent)",
+                           row.path, row.line, path)  # fmt: skip
+        return True
 
     def _generate_examples(self, source: Source, split: str) -> Iterator[tuple[Key, dict[str, Any]]]:
         from mmla.loaders.fetch import missing_videos_message
@@ -330,6 +385,8 @@ class MMLABuilder(datasets.GeneratorBasedBuilder):
                                                    hint="replace the clip or build with --skip-bad"))  # fmt: skip
                         continue
                 example["video"] = str(path)
+                if self.config.audio and not self._add_audio(example, row, path):
+                    continue
             for col in extras:
                 val = row.extras.get(col)
                 example[col] = None if val is None else str(val)

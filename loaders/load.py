@@ -35,7 +35,7 @@ def is_built_dataset(path: Path) -> bool:
 
 
 def _builder(task: TaskSpec, root: str | Path, *, text_only: bool, videos: Any, cache_dir: Any, skip_bad: bool,
-             verify_videos: bool) -> MMLABuilder:  # fmt: skip
+             verify_videos: bool, audio: bool = False, allow_silent: bool = False) -> MMLABuilder:  # fmt: skip
     src = find_source(root, task)
     return MMLABuilder(
         config_name=config_name(task, text_only),
@@ -44,6 +44,8 @@ def _builder(task: TaskSpec, root: str | Path, *, text_only: bool, videos: Any, 
         videos_dir=None if (videos is None or text_only) else str(Path(videos).expanduser().resolve()),
         skip_bad=skip_bad,
         verify_videos=verify_videos,
+        audio=audio,
+        allow_silent=allow_silent,
         extra_columns=",".join(peek_extra_columns(src, task)),
         fingerprint=source_fingerprint(src, None if text_only else videos),
     )
@@ -74,7 +76,8 @@ def _attach_videos(ds: datasets.Dataset, task: TaskSpec, videos: str | os.PathLi
     return ds.add_column("video", paths).cast_column("video", datasets.Video())
 
 
-def _from_built(task: TaskSpec, path: str, *, text_only: bool, videos: Any, split: str | None, **kw: Any):
+def _from_built(task: TaskSpec, path: str, *, text_only: bool, videos: Any, split: str | None, audio: bool = False,
+                allow_silent: bool = False, **kw: Any):  # fmt: skip
     configs = datasets.get_dataset_config_names(path)
     wanted = [config_name(task, True), task.key] if text_only else [task.key, config_name(task, True)]
     name = next((c for c in wanted if c in configs), None)
@@ -95,6 +98,12 @@ def _from_built(task: TaskSpec, path: str, *, text_only: bool, videos: Any, spli
             if videos is None:
                 raise FileNotFoundError(f"{path} [{name}] has no video column: pass videos=<folder> or text_only=True")
             ds = _attach_videos(ds, task, videos)
+        if audio:
+            from mmla.loaders.audio import add_audio_column
+
+            silent: list[str] = []
+            ds = add_audio_column(ds, allow_silent=allow_silent, silent=silent)
+            _report_silent(task, silent)
         out[key] = ds
     dsd = datasets.DatasetDict(out)
     return dsd[split] if split else dsd
@@ -111,6 +120,8 @@ def load_task(
     skip_bad: bool = False,
     verify_videos: bool = True,
     revision: str | None = None,
+    audio: bool = False,
+    allow_silent: bool = False,
     **kw: Any,
 ) -> datasets.DatasetDict | datasets.Dataset:
     """Load one MMLA task as ``DatasetDict`` (or the ``split`` as ``Dataset``).
@@ -121,9 +132,14 @@ def load_task(
     clips (required for restricted corpora unless ``text_only``). Extra ``kw`` go to ``load_dataset`` for
     built/Hub datasets (e.g. ``revision``, ``download_config``) or to ``download_and_prepare`` for sources.
     Features: ``id, text, label (ClassLabel), dataset, task, clip_id, video`` (no video when text-only)
-    plus corpus extras.
+    plus corpus extras. ``audio``: also an ``audio`` column (``datasets.Audio`` at 16 kHz, decoded by
+    torchcodec from the clip's own mp4, never a copy); a clip without an audio track is an error naming it,
+    or with ``allow_silent`` silence of its length, reported in a warning (and, for source folders, flagged
+    in an ``audio_silent`` column).
     """
     spec = task if isinstance(task, TaskSpec) else get_task(task)
+    if audio and text_only:
+        raise ValueError("audio=True needs the clips, and text_only=True loads none; drop one of them")
     require_videos(spec, videos, text_only=text_only)
     if data is None:
         data = f"{HUB_NAMESPACE}/{spec.key}"
@@ -131,21 +147,33 @@ def load_task(
     if path.exists():
         if is_built_dataset(path):
             return _from_built(spec, str(path), text_only=text_only, videos=videos, split=split, cache_dir=cache_dir,
-                               **kw)  # fmt: skip
+                               audio=audio, allow_silent=allow_silent, **kw)  # fmt: skip
         root: str | Path = path
     elif str(data) == MMLA_HUB_REPO:
         root = fetch_corpus(spec, text_only=text_only, revision=revision).root
     elif "/" in str(data) and not str(data).startswith((".", "/", "~")):
         if revision:
             kw["revision"] = revision
-        return _from_built(spec, str(data), text_only=text_only, videos=videos, split=split, cache_dir=cache_dir, **kw)
+        return _from_built(spec, str(data), text_only=text_only, videos=videos, split=split, cache_dir=cache_dir,
+                           audio=audio, allow_silent=allow_silent, **kw)  # fmt: skip
     else:
         raise FileNotFoundError(f"data {str(data)!r} is neither an existing folder nor a Hub repo id")
     if not text_only and not spec.video.redistributable and videos is None:
         raise FileNotFoundError(restricted_message(spec))
     builder = _builder(spec, root, text_only=text_only, videos=videos, cache_dir=cache_dir, skip_bad=skip_bad,
-                       verify_videos=verify_videos)  # fmt: skip
+                       verify_videos=verify_videos, audio=audio, allow_silent=allow_silent)  # fmt: skip
     prepare(builder, **kw)
     if builder.skipped:
         logger.warning("%s: skipped %d bad rows (skip_bad=True)", spec.key, len(builder.skipped))
-    return builder.as_dataset(split=split)
+    out = builder.as_dataset(split=split)
+    if audio and allow_silent:  # from the data, so that a cached build reports them too
+        splits = {split: out} if split else dict(out)
+        _report_silent(spec, [c for ds in splits.values() for c, s in zip(ds["clip_id"], ds["audio_silent"],
+                                                                           strict=True) if s])  # fmt: skip
+    return out
+
+
+def _report_silent(task: TaskSpec, clips: list[str]) -> None:
+    if clips:
+        logger.warning("%s: %d clip(s) without an audio track got silence (allow_silent=True): %s", task.key,
+                       len(clips), ", ".join(clips[:5]) + (" ..." if len(clips) > 5 else ""))  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -108,6 +110,126 @@ def test_audio_column_points_at_the_mp4(clips):
     row = ds[1]["audio"]
     assert row["sampling_rate"] == 16000 and row["array"].shape[0] == pytest.approx(16000, rel=0.05)
     np.testing.assert_allclose(ds[0]["audio"]["array"], sample_audio(clips["sample"]), atol=1e-6)
-    embedded = datasets.Dataset.from_dict({"video": [{"path": None, "bytes": clips["sample"].read_bytes()}]})
-    with pytest.raises(ValueError, match=r"embedded or not a local file.*sample_audio"):
-        add_audio_column(embedded.cast_column("video", datasets.Video()))
+
+
+def test_audio_column_of_embedded_clips_shares_the_video_storage(clips):
+    """Clips embedded in Parquet (a Hub build): the Audio column is the video column's Arrow data, not a copy."""
+    import datasets
+
+    data = clips["sample"].read_bytes()
+    ds = datasets.Dataset.from_dict({"video": [{"path": "sample.mp4", "bytes": data}]})
+    ds = add_audio_column(ds.cast_column("video", datasets.Video()))
+    video, audio = ds.data.column("video").chunk(0), ds.data.column("audio").chunk(0)
+    assert video.field("bytes").buffers()[2].address == audio.field("bytes").buffers()[2].address
+    np.testing.assert_allclose(ds[0]["audio"]["array"], sample_audio(data), atol=1e-6)
+
+
+def test_audio_column_clip_without_track(clips):
+    import datasets
+
+    paths = [str(clips["sample"]), str(clips["silent"])]
+    ds = datasets.Dataset.from_dict({"video": paths}).cast_column("video", datasets.Video())
+    with pytest.raises(AudioDecodeError, match=r"^row 1: .*silent\.mp4: the clip has no audio track.*allow_silent"):
+        add_audio_column(ds)
+    silent: list[str] = []
+    out = add_audio_column(ds, allow_silent=True, silent=silent)
+    assert silent == [str(clips["silent"])]
+    wave = out[1]["audio"]["array"]
+    assert not wave.any() and wave.shape[0] == pytest.approx(24000, rel=0.1)  # the clip's 1.5 s of silence
+    assert out[0]["audio"]["array"].any()
+    gone = datasets.Dataset.from_dict({"video": [{"path": "/nonexistent/x.mp4", "bytes": None}]})
+    with pytest.raises(FileNotFoundError, match=r"row 0: its clip '/nonexistent/x\.mp4' is not a file"):
+        add_audio_column(gone.cast_column("video", datasets.Video()))
+    with pytest.raises(ValueError, match="no 'video' column"):
+        add_audio_column(datasets.Dataset.from_dict({"text": ["a"]}))
+
+
+# -- the builder's audio option (load_task(..., audio=True)) on a sample release ------------------------------
+
+
+@pytest.fixture
+def release(tmp_path):
+    """A one-task sample release (MUStARD: its clips ship in the release) of our own, to damage."""
+    from mmla.loaders.sample import write_sample_release
+
+    return write_sample_release(tmp_path / "s", tasks="mustard", per_class=1, hub_layout=False)
+
+
+def _clip(ds, i: int) -> str:
+    import datasets
+
+    return ds.cast_column("video", datasets.Video(decode=False))[i]["video"]["path"]
+
+
+def test_builder_audio_column_decodes_the_clip_itself(sample_release, tmp_path):
+    import datasets
+
+    from mmla.loaders import load_task
+
+    ds = load_task("mustard", data=sample_release, split="test", audio=True, cache_dir=tmp_path / "c")
+    assert ds.features["audio"] == datasets.Audio(sampling_rate=16000) and "audio_silent" not in ds.column_names
+    cell = ds.cast_column("audio", datasets.Audio(decode=False))[0]["audio"]
+    assert cell == {"path": _clip(ds, 0), "bytes": None}  # the mp4 itself, not a copy
+    assert cell["path"].endswith(".mp4") and Path(cell["path"]).is_relative_to(sample_release)
+    audio = ds[0]["audio"]
+    assert audio["sampling_rate"] == 16000
+    np.testing.assert_allclose(audio["array"], sample_audio(cell["path"]), atol=1e-3)  # same track, same resampler
+    assert _dominant_hz(audio["array"], 16000) == pytest.approx(_dominant_hz(sample_audio(cell["path"]), 16000))
+    plain = load_task("mustard", data=sample_release, split="test", cache_dir=tmp_path / "c")
+    assert "audio" not in plain.column_names  # default unchanged
+    with pytest.raises(ValueError, match="audio=True needs the clips, and text_only=True loads none"):
+        load_task("mustard", data=sample_release, audio=True, text_only=True)
+
+
+def test_builder_clip_without_audio_track(release, tmp_path, caplog):
+    from mmla.loaders import load_task
+    from mmla.loaders.sources import SourceError
+
+    first = load_task("mustard", data=release, split="test", cache_dir=tmp_path / "c0")
+    path = Path(_clip(first, 0))
+    path.unlink()  # sample clips may be hard links of one another
+    write_av_clip(path, audio=False, seconds=1.5)
+    with pytest.raises(SourceError) as err:
+        load_task("mustard", data=release, split="test", audio=True, cache_dir=tmp_path / "c1")
+    msg = str(err.value)
+    assert "\n" not in msg and f"{path}: the clip has no audio track" in msg and ".tsv:" in msg  # file:line
+    assert "skip_bad=True" in msg
+    caplog.set_level("WARNING")
+    for _ in range(2):  # the second load reads the cache, and still reports the clip
+        caplog.clear()
+        ds = load_task("mustard", data=release, split="test", audio=True, allow_silent=True, cache_dir=tmp_path / "c2")
+        assert ds["audio_silent"] == [True] + [False] * (len(ds) - 1)
+        assert f"1 clip(s) without an audio track got silence (allow_silent=True): {path.name}" in caplog.text
+    wave = ds[0]["audio"]["array"]
+    assert not wave.any() and wave.shape[0] == pytest.approx(24000, rel=0.1)
+    assert ds[1]["audio"]["array"].any()
+    kept = load_task("mustard", data=release, split="test", audio=True, skip_bad=True, cache_dir=tmp_path / "c3")
+    assert len(kept) == len(first) - 1 and path.name not in kept["clip_id"]
+
+
+def test_builder_corrupt_audio_track_is_an_error(release, tmp_path):
+    from mmla.loaders import load_task
+    from mmla.loaders.sources import SourceError
+
+    first = load_task("mustard", data=release, split="test", cache_dir=tmp_path / "c0")
+    path = Path(_clip(first, 1))
+    path.unlink()
+    write_av_clip(path, corrupt_audio=True)
+    with pytest.raises(SourceError, match=rf"{path.name}: cannot decode its audio track") as err:
+        load_task("mustard", data=release, split="test", audio=True, allow_silent=True, cache_dir=tmp_path / "c1")
+    assert "\n" not in str(err.value)
+
+
+def test_built_dataset_audio_column_shares_embedded_clips(release, tmp_path):
+    """`mmla data build` embeds redistributable clips in Parquet; audio=True decodes the same bytes."""
+    from mmla.loaders import load_task
+    from mmla.loaders.build import build_dataset
+
+    out = tmp_path / "built"
+    build_dataset("mustard", release, out)
+    ds = load_task("mustard", data=out, split="test", audio=True, cache_dir=tmp_path / "c")
+    video, audio = ds.data.column("video").chunk(0), ds.data.column("audio").chunk(0)
+    assert video.field("bytes").null_count == 0  # embedded
+    assert video.field("bytes").buffers()[2].address == audio.field("bytes").buffers()[2].address
+    src = load_task("mustard", data=release, split="test", audio=True, cache_dir=tmp_path / "c2")
+    np.testing.assert_allclose(ds[0]["audio"]["array"], src[0]["audio"]["array"], atol=1e-6)
