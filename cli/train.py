@@ -110,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Runs training/sft.py in this process (one device), or under accelerate with --accelerate "
         "ddp|zero2|zero3|zero3_offload and/or --num-processes N. Every option after the ones below is passed to "
         "it: --recipe paper/sft/<task>/<model> | paper/it/<model>, --config FILE, --tasks, --data, --output_dir "
+        "--modalities text,video,audio (a subset the model takes; recorded in the results), --allow_silent "
         "and any SFTConfig/ModelConfig field. --print-command prints the accelerate launch line instead.",
     )
     p.add_argument("--print-command", action="store_true", help="print the accelerate launch command and exit")

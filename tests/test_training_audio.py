@@ -72,23 +72,72 @@ def test_qwen2_audio_collator_audio_alone(tmp_path: Path) -> None:
         VideoSFTCollator(adapter, modalities=("text", "video", "audio"))
 
 
-def test_one_sft_step_with_audio(omni_dir: Path, sample_release: Path, tmp_path: Path) -> None:
-    from mmla.training.sft import run
-
-    out = tmp_path / "run"
-    argv = [
-        "--model_name_or_path", str(omni_dir), "--data", str(sample_release), "--output_dir", str(out),
+def _sft_argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--model_name_or_path", str(model), "--data", str(data), "--output_dir", str(out),
         "--tasks", "mustard", "--num_frames", "4", "--max_steps", "1", "--per_device_train_batch_size", "2",
         "--limit_train", "2", "--limit_eval", "2", "--per_device_eval_batch_size", "2", "--eval_strategy", "steps",
         "--eval_steps", "1", "--eval_mode", "rank", "--save_strategy", "no", "--report_to", "none",
-        "--gradient_checkpointing", "false", "--disable_tqdm", "true",
+        "--gradient_checkpointing", "false", "--disable_tqdm", "true", *extra,
     ]  # fmt: skip
-    res = run(argv)
-    assert res["method"] == "sft" and res["modalities"] == ["text", "video", "audio"]
+
+
+@pytest.mark.parametrize(
+    "flags, shown",
+    [((), ["text", "video", "audio"]), (("--modalities", "text,video"), ["text", "video"])],
+    ids=["default-all", "video-only"],
+)
+def test_one_sft_step_with_audio(omni_dir: Path, sample_release: Path, tmp_path: Path, flags, shown) -> None:
+    """The Omni default shows audio; --modalities text,video trains the same model without it. Both recorded."""
+    from mmla.training.sft import run
+
+    out = tmp_path / "run"
+    res = run(_sft_argv(omni_dir, sample_release, out, *flags))
+    assert res["method"] == "sft" and res["modalities"] == shown
     assert res["tasks"]["mustard"]["n"] == 2
+    assert json.loads((out / "results.json").read_text())["modalities"] == shown
+    run_config = json.loads((out / "run_config.json").read_text())
+    assert run_config["modalities"] == shown
+    assert run_config["mmla"]["modalities"] == (",".join(shown) if flags else None)  # as asked
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert "language_model" in str(cfg["target_modules"])
     from safetensors.torch import load_file
 
     weights = load_file(out / "adapter_model.safetensors")
     assert weights and all("language_model" in k for k in weights)
+
+
+def test_video_model_keeps_its_default_and_refuses_audio(sample_release: Path, tmp_path: Path, capsys) -> None:
+    """A video MLLM still trains on text + video by default; --modalities with audio is one line naming it."""
+    from mmla.cli.main import main
+    from mmla.training.sft import run
+    from mmla.training.testing import tiny_qwen2_vl
+
+    vl = tiny_qwen2_vl(tmp_path / "vl")
+    res = run(_sft_argv(vl, sample_release, tmp_path / "run"))
+    assert res["modalities"] == ["text", "video"]
+    assert json.loads((tmp_path / "run" / "run_config.json").read_text())["modalities"] == ["text", "video"]
+    code = main(["train", *_sft_argv(vl, sample_release, tmp_path / "run2", "--modalities", "text,video,audio")])
+    captured = capsys.readouterr().err
+    err = captured.strip().splitlines()[-1]  # before it: the progress bars of loading the model
+    assert code == 1 and "Traceback" not in captured
+    assert err.startswith("mmla train: error: model ") and "cannot be shown audio" in err
+    assert err.endswith("(--modalities text,video,audio)")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--modalities", "text,smell"), "--modalities 'text,smell': expected a comma-separated subset of "
+                                         "text,video,audio"),
+        (("--modalities", "video,audio"), "must include text"),
+        (("--text_only", "true", "--modalities", "text,audio"), "--text_only true contradicts --modalities text,audio"),
+    ],
+)  # fmt: skip
+def test_bad_modalities_fail_before_the_model_loads(tmp_path: Path, capsys, flags, message) -> None:
+    from mmla.cli.main import main
+
+    argv = _sft_argv(tmp_path / "no-such-model", tmp_path / "no-data", tmp_path / "run", *flags)
+    assert main(["train", *argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mmla train: error: ") and message in err and "\n" not in err

@@ -49,6 +49,17 @@ class MMLAArguments:
         default="upstream_sft",
         metadata={"help": "Prompt style of mmla.eval.prompts (upstream_sft: the upstream fine-tuning files' prompt)."},
     )
+    modalities: str | None = field(
+        default=None,
+        metadata={
+            "help": "What the model is shown, a comma-separated subset of text,video,audio that it supports "
+            "(default: all it supports; video MLLMs: text,video; Omni: text,video,audio); recorded in the results."
+        },
+    )
+    allow_silent: bool = field(
+        default=False,
+        metadata={"help": "With audio: feed silence for clips without an audio track (counted in the results)."},
+    )
     num_frames: int | None = field(default=8, metadata={"help": "Frames sampled per clip (MLLMs)."})
     fps: float | None = field(default=None, metadata={"help": "Sample frames at this rate instead of num_frames."})
     max_pixels: int | None = field(default=None, metadata={"help": "Resize frames to at most this many pixels."})
@@ -214,4 +225,23 @@ def parse_args(argv: Sequence[str] | None = None):
     from mmla.eval.prompts import normalize_style
 
     mmla_args.prompt_style = normalize_style(mmla_args.prompt_style)  # a typo fails here, not mid-way through data
+    if mmla_args.modalities is not None:
+        from mmla.eval.arguments import parse_modalities
+
+        mmla_args.modalities = ",".join(parse_modalities(mmla_args.modalities))  # and here, before the model loads
+        if mmla_args.text_only and mmla_args.modalities != "text":
+            raise ValueError(f"--text_only true contradicts --modalities {mmla_args.modalities}; pass one of them")
     return mmla_args, sft_args, model_args
+
+
+def training_modalities(adapter: Any, mmla_args: MMLAArguments) -> tuple[str, ...]:
+    """What training shows the model: ``--modalities`` (checked against the family, as ``mmla eval`` does), or
+    without it text for LLMs and ``--text_only true``, else all the family takes (video MLLMs: text, video)."""
+    from mmla.eval.runner import resolve_modalities
+
+    if mmla_args.modalities is not None:
+        return resolve_modalities(adapter, mmla_args.modalities)
+    text_only = (not adapter.is_multimodal) if mmla_args.text_only is None else mmla_args.text_only
+    if not text_only and not adapter.is_multimodal:
+        raise ValueError(f"{adapter.model_id} is a text-only model; pass --text_only true")
+    return resolve_modalities(adapter, None, text_only)

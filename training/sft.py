@@ -354,6 +354,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     from mmla.loaders.tasks import resolve_tasks
     from mmla.training.attention import is_varlen, varlen_unavailable_reason
     from mmla.training.callbacks import MMLAAccuracyCallback
+    from mmla.training.config import training_modalities
     from mmla.training.data import load_training_data
 
     set_seed(sft_args.seed)
@@ -384,9 +385,8 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     attn = _settle_attn_implementation(
         adapter.model, attn, automatic=not model_args.attn_implementation, multimodal=adapter.is_multimodal
     )
-    text_only = (not adapter.is_multimodal) if mmla_args.text_only is None else mmla_args.text_only
-    if not text_only and not adapter.is_multimodal:
-        raise ValueError(f"{adapter.model_id} is a text-only model; pass --text_only true")
+    shows = training_modalities(adapter, mmla_args)  # one-line error for a modality the family does not take
+    text_only = shows == ("text",)
     adapter.model.train()
 
     eval_split = None if str(mmla_args.eval_metric_split).lower() in ("none", "") else mmla_args.eval_metric_split
@@ -420,7 +420,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         sft_args.padding_free = False
         collator = VideoSFTCollator(
             adapter, num_frames=None if mmla_args.fps else mmla_args.num_frames, fps=mmla_args.fps,
-            max_pixels=mmla_args.max_pixels,
+            max_pixels=mmla_args.max_pixels, modalities=shows, allow_silent=mmla_args.allow_silent,
         )  # fmt: skip
     elif is_varlen(attn) and not explicit & {"padding_free", "max_length"}:
         # Padding-free batches (position_ids + cu_seq_lens, no pad tokens) need a varlen attention function:
@@ -461,6 +461,8 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
             limit=mmla_args.eval_limit if mmla_args.eval_limit is not None else mmla_args.limit_eval,
             text_only=text_only,
             prompt_style=mmla_args.prompt_style,
+            modalities=",".join(shows),
+            allow_silent=mmla_args.allow_silent and "audio" in shows,
             **({"fps": mmla_args.fps} if mmla_args.fps else {"num_frames": mmla_args.num_frames}),
         )
         method = "it" if len(data.tasks) > 1 else "sft"
@@ -479,6 +481,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         callbacks=callbacks,
     )
     trainer.mmla_tasks = [t.key for t in data.tasks]  # for the final report
+    trainer.mmla_modalities = list(shows)  # what the model was shown (run_config.json; results.json has it too)
     trainer.mmla_speed = {  # what the automatic choices gave (run_config.json)
         "attn_implementation": attn,
         "padding_free": bool(sft_args.padding_free),
@@ -659,6 +662,7 @@ def finalize(trainer: Any, adapter: Any, acc_cb: Any, mmla_args: Any, sft_args: 
             "selected": selected,
             "num_processes": world,
             "tasks": trainer.mmla_tasks,
+            "modalities": getattr(trainer, "mmla_modalities", None),
             "speed": getattr(trainer, "mmla_speed", None),
         },
     )
