@@ -1,8 +1,9 @@
 """The MMLA paper's numbers (Zhang et al., 2025; test split, ACC in percent) and the one comparison with them.
 
 The paper scored every model on the test split of all 12 tasks of the official release, with the upstream
-code's prompts, label lists and answer parsing. :func:`paper_problems` says why a run is not comparable with
-that (synthetic or user data, another split, a subset of tasks, another protocol); reports and model cards
+code's prompts, label lists and answer parsing, and showed the models text and video only (upstream feeds no
+audio). :func:`paper_problems` says why a run is not comparable with that (synthetic or user data, another
+split, a subset of tasks, another protocol, audio fed); reports and model cards
 render :func:`paper_comparison`, and the leaderboard ranks a run among :func:`paper_rows` only when it has
 no problem.
 """
@@ -111,6 +112,16 @@ def paper_model(model_id: str | None) -> str | None:
     return None
 
 
+def fed_audio(run: RunResults) -> bool:
+    """Whether the model heard the clips' audio (``--modalities`` with audio), which no paper model did."""
+    return bool(run.modalities and "audio" in run.modalities)
+
+
+def modality_mark(run: RunResults) -> str | None:
+    """How a ranked row of a run fed audio is marked (``text+video+audio``); None for the paper's modalities."""
+    return "+".join(run.modalities or ()) if fed_audio(run) else None
+
+
 def paper_problems(runs: RunResults | Sequence[RunResults]) -> list[str]:
     """Why a run (or one model's runs on different tasks) cannot be ranked with the paper; empty: it can."""
     runs = [runs] if isinstance(runs, RunResults) else list(runs)
@@ -137,6 +148,14 @@ def paper_problems(runs: RunResults | Sequence[RunResults]) -> list[str]:
                 f"{' and '.join(off)}, not upstream (the paper's code; `mmla eval --upstream-labels --parse-mode "
                 "upstream`)"
             )
+    audio = [r for r in runs if fed_audio(r)]
+    if audio:
+        shown = sorted({",".join(r.modalities or ()) for r in audio})
+        which = "" if len(audio) == len(runs) else " in the runs marked with their modalities"
+        problems.append(
+            f"the clips' audio{which} (`--modalities {'` / `'.join(shown)}`): audio fed, while the paper's models "
+            "saw text and video only (the upstream code feeds no audio)"
+        )
     covered = {t for r in runs for t in r.tasks}
     if covered != set(TASKS):
         problems.append(f"{len(covered)} of the {len(TASKS)} tasks")

@@ -34,7 +34,9 @@ def format_results(res: RunResults | Mapping[str, Any]) -> str:
         f"### {run.model} ({run.method}, {run.mode}, {run.split})\n\n"
         f"Protocol: prompt style {run.prompt_style}, {run.label_set} label lists, parsing {run.parse_mode}"
         f"{', upstream metrics (unknown/multi as classes)' if run.upstream_metrics else ''}. "
-        f"Data: {run.data_source.describe()}.\n\n"
+        f"Data: {run.data_source.describe()}."
+        + (f" Shown: {', '.join(run.modalities)}." if run.modalities else "")
+        + "\n\n"
     )
     lines = ["| task | dimension | n | ACC | 95% CI | WF1 | WP | F1 | R | P | unknown | multi |",
              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip

@@ -6,7 +6,10 @@ runs are ranked together only when they share split, task set, prompt protocol a
 sections of their own. The paper's rows were scored on the test split of all 12 tasks of the official
 release with the upstream code's protocol: a run is ranked among them only when it was scored that way
 (:func:`mmla.eval.paper_results.paper_problems` finds nothing). Every other run is listed under "not
-comparable with the paper", with the reason, and the paper's rows are shown apart, for reference.
+comparable with the paper", with the reason, and the paper's rows are shown apart, for reference. A run
+that fed the model audio (``--modalities ...,audio``) is never ranked with the paper, whose models saw text
+and video only; its row carries its modalities (``[text+video+audio]``), so that one model with and without
+audio can be ranked side by side on the same data.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmla.eval.paper_results import PAPER_SOURCE, PAPER_SPLIT, paper_problems, paper_rows
+from mmla.eval.paper_results import PAPER_SOURCE, PAPER_SPLIT, modality_mark, paper_problems, paper_rows
 from mmla.hub_cards.results import RunResults, check_compatible, fmt, load_results
 from mmla.loaders.files import save_figure_atomic, write_text_atomic
 from mmla.loaders.tasks import DIMENSIONS, MMLA_HUB_REPO, TASKS
@@ -86,8 +89,9 @@ class Leaderboard:
 
 def _row(run: RunResults) -> Row:
     overall = run.overall
+    mark = modality_mark(run)
     return Row(
-        name=run.display_name,
+        name=run.display_name + (f" [{mark}]" if mark else ""),
         method=run.method,
         overall_acc=overall.acc,
         n=overall.n,
