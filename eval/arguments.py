@@ -93,6 +93,14 @@ class EvalArguments:
         default=False,
         metadata=_help("with audio: feed silence for clips without an audio track (counted in the results)"),
     )
+    packed_prefill: Literal["auto", "on", "off"] = field(
+        default="auto",
+        metadata=_help(
+            "text models: prefill each batch's prompts packed in one row without padding, their shared prefix once "
+            "(auto: where the CUDA varlen kernel runs; on: also elsewhere, with an SDPA stand-in; off: padded "
+            "batches); recorded in the results"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for opt, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
@@ -107,6 +115,8 @@ class EvalArguments:
             parse_modalities(self.modalities)
             if self.text_only and self.modalities.replace(" ", "") != "text":
                 raise ValueError(f"--text-only contradicts --modalities {self.modalities}; pass one of them")
+        if self.packed_prefill not in ("auto", "on", "off"):
+            raise ValueError(f"--packed-prefill {self.packed_prefill!r}: choose one of auto, on, off")
 
     @property
     def label_set(self) -> str:
@@ -134,6 +144,7 @@ class EvalArguments:
             "upstream_metrics": self.upstream_metrics,
             "modalities": self.modalities,
             "allow_silent": self.allow_silent,
+            "packed_prefill": self.packed_prefill,
         }
 
     def video_kwargs(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmla.eval.adapters.base import ModelAdapter
 from mmla.eval.cache import PredictionWriter
@@ -19,6 +19,9 @@ from mmla.eval.parsing import parse_answer
 from mmla.eval.prompts import build_target
 from mmla.eval.samples import SKIPPED, EvalSettings, Sample
 from mmla.loaders.video import FrameSample
+
+if TYPE_CHECKING:
+    from mmla.eval.packed import Prefill
 
 __all__ = ["score_samples"]
 
@@ -78,20 +81,22 @@ def _score_batch(
     settings: EvalSettings,
     candidates: dict[str, list[list[int]]],
     parse_mode: str = "aliases",
+    prefill: Prefill | None = None,
 ) -> list[dict[str, Any]]:
     """Score one batch; in generate mode it may mix tasks, in rank mode it holds one task (one label set)."""
     from mmla.eval.scoring import generate_answers, rank_scores
 
     inputs = adapter.build_inputs([s.messages for s in batch], videos, padding_side="left")
+    packed = {"prefill": prefill} if prefill is not None and prefill.packed else {}  # padded: the plain call
     rows = []
     if settings.mode == "generate":
-        answers = generate_answers(adapter, inputs, max_new_tokens=settings.max_new_tokens)
+        answers = generate_answers(adapter, inputs, max_new_tokens=settings.max_new_tokens, **packed)
         for s, ans in zip(batch, answers, strict=True):
             rows.append({"raw": ans, "pred": parse_answer(s.task, ans, parse_mode)})
     else:
         task = batch[0].task
         assert task is not None and all(s.task is task for s in batch)
-        scores = rank_scores(adapter, inputs, candidates[task.key])
+        scores = rank_scores(adapter, inputs, candidates[task.key], **packed)
         for sc in scores.tolist():
             best = max(range(len(sc)), key=sc.__getitem__)
             rows.append(
@@ -138,10 +143,20 @@ def score_samples(
     show_progress: bool,
     on_batch_end: Callable[[str, int], None] | None,
     parse_mode: str = "aliases",
+    prefill: Prefill | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Score ``pending`` samples (of any tasks), appending each batch's rows to its task's file (``sink_for``)."""
+    """Score ``pending`` samples (of any tasks), appending each batch's rows to its task's file (``sink_for``).
+
+    ``prefill``: how prompts are prefilled (:func:`mmla.eval.packed.resolve_prefill`; ``None``: its ``auto``,
+    packed without padding where the CUDA varlen kernel runs for a text model, else padded).
+    """
     from accelerate.utils.memory import clear_device_cache, should_reduce_batch_size
     from tqdm.auto import tqdm
+
+    from mmla.eval.packed import resolve_prefill
+
+    if prefill is None:
+        prefill = resolve_prefill(adapter, "auto")
 
     candidates: dict[str, list[list[int]]] = {}
     if settings.mode == "rank":
@@ -167,7 +182,7 @@ def score_samples(
                 videos, batch_ok, rows = _decode_videos(batch, settings, skip_bad, _audio_rate(adapter))
             try:
                 if batch_ok:
-                    scored = _score_batch(adapter, batch_ok, videos, settings, candidates, parse_mode)
+                    scored = _score_batch(adapter, batch_ok, videos, settings, candidates, parse_mode, prefill)
                     for row, clips in zip(scored, videos or [], strict=False):  # recorded: fed silence
                         if any(getattr(getattr(c, "audio", c), "silent", False) for c in clips):
                             row["silent_audio"] = True

@@ -26,6 +26,7 @@ from mmla.eval.batching import score_samples
 from mmla.eval.cache import claim_eval_output, prepare_eval_output, read_cache, read_predictions, rewrite_ordered
 from mmla.eval.checks import check_context, check_settings, load_eval_data
 from mmla.eval.distributed import broadcast_from_main, dist_state, gather_rows, shard_by_length
+from mmla.eval.packed import resolve_prefill
 from mmla.eval.parsing import MULTI, UNKNOWN, parse_answer
 from mmla.eval.prompts import DEFAULT_STYLE, normalize_style
 from mmla.eval.results import RESULTS_FILENAME, DataSource, RunResults, TaskResult, check_result_names
@@ -90,6 +91,7 @@ def evaluate_tasks(
     loaded: Mapping[str, Any] | None = None,
     modalities: str | Sequence[str] | None = None,
     allow_silent: bool = False,
+    packed_prefill: str = "auto",
 ) -> RunResults:
     """Evaluate ``adapter`` on ``tasks``, write ``output_dir/results.json`` and return it as :class:`RunResults`.
 
@@ -100,7 +102,9 @@ def evaluate_tasks(
     ``prompt_style`` / ``label_set`` / ``parse_mode``: see :mod:`mmla.eval.prompts` and
     :mod:`mmla.eval.parsing`; all three are recorded in the results. ``modalities``: what the model is
     shown (``"text,video,audio"``, a subset the adapter supports; default: all it supports, text only with
-    ``text_only``); ``allow_silent`` feeds silence for clips without an audio track (counted in the results). Under ``accelerate launch`` the
+    ``text_only``); ``allow_silent`` feeds silence for clips without an audio track (counted in the results). ``packed_prefill``
+    (auto/on/off, :func:`mmla.eval.packed.resolve_prefill`): text models' prompts prefilled packed without padding,
+    recorded in ``settings`` (the request) and ``timing["prefill"]`` (what ran). Under ``accelerate launch`` the
     pending samples are split across processes and only process 0 writes.
     """
     check_settings(mode=mode, batch_size=batch_size, limit=limit, max_new_tokens=max_new_tokens,
@@ -131,10 +135,13 @@ def evaluate_tasks(
         allow_silent=allow_silent and "audio" in shows,
     )
     check_result_names(model=settings.model, adapter=adapter_path, base_model=base_model)  # before any work
+    prefill = resolve_prefill(adapter, packed_prefill)  # text models: prompts packed without padding (eval/packed.py)
     state = dist_state()
     is_main = state is None or state.is_main_process
     out_dir = prepare_eval_output(output_dir) if is_main else Path(output_dir)
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if state is not None:
+        state.wait_for_everyone()  # the clock starts with every process here, not with the first one to load
     t_start = time.perf_counter()
     pred_dir = out_dir / "predictions"
     given = dict(loaded or {})
@@ -160,7 +167,7 @@ def evaluate_tasks(
     new_rows: dict[str, list[dict[str, Any]]] = {}
     if pending:
         kw = {"skip_bad": skip_bad, "show_progress": show_progress and is_main, "on_batch_end": on_batch_end,
-              "parse_mode": parse_mode}  # fmt: skip
+              "parse_mode": parse_mode, "prefill": prefill}  # fmt: skip
         if multi:
             rank = state.process_index
             mine = shard_by_length(pending, state, lambda s: len(s.prompt))
@@ -208,10 +215,10 @@ def evaluate_tasks(
         created=created,
         mmla_version=mmla_version(),
         modalities=shows,
-        settings=asdict(settings),
+        settings={**asdict(settings), "packed_prefill": packed_prefill},
         timing={"seconds": round(elapsed, 2), "samples_computed": computed,
                 "samples_per_second": round(computed / elapsed, 3) if computed and elapsed else None,
-                "num_processes": 1 if state is None else state.num_processes},
+                "num_processes": 1 if state is None else state.num_processes, "prefill": prefill.describe()},
         extra={"silent_audio": silent} if silent else {},
     )  # fmt: skip
     if is_main:

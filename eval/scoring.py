@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import BatchEncoding
 
 from mmla.eval.adapters.base import ModelAdapter
+
+if TYPE_CHECKING:
+    from mmla.eval.packed import Prefill
 
 __all__ = ["candidate_token_ids", "generate_answers", "rank_scores", "rank_scores_full"]
 
@@ -28,9 +32,24 @@ def candidate_token_ids(adapter: ModelAdapter, targets: Sequence[str]) -> list[l
     return ids
 
 
+def _packs(prefill: Prefill | None, inputs: BatchEncoding) -> bool:
+    """Whether this batch is prefilled packed: a packed run, and text inputs only (ids and padding mask)."""
+    return prefill is not None and prefill.packed and set(inputs.keys()) <= {"input_ids", "attention_mask"}
+
+
 @torch.inference_mode()
-def generate_answers(adapter: ModelAdapter, inputs: BatchEncoding, *, max_new_tokens: int = 16) -> list[str]:
-    """Greedy decoding (deterministic) of a left-padded batch; returns only the new text."""
+def generate_answers(
+    adapter: ModelAdapter, inputs: BatchEncoding, *, max_new_tokens: int = 16, prefill: Prefill | None = None
+) -> list[str]:
+    """Greedy decoding (deterministic) of a left-padded batch; returns only the new text.
+
+    ``prefill`` (:func:`mmla.eval.packed.resolve_prefill`): packed prompts without padding, then the same
+    ``generate`` on the left-padded cache (:mod:`mmla.eval.packed`); ``None``: one padded forward.
+    """
+    if _packs(prefill, inputs):
+        from mmla.eval.packed import packed_generate
+
+        return adapter.decode(packed_generate(adapter, inputs, prefill, max_new_tokens=max_new_tokens))
     inputs = inputs.to(adapter.device)
     out = adapter.model.generate(
         **inputs,
@@ -71,34 +90,48 @@ def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 @torch.inference_mode()
 def rank_scores(
-    adapter: ModelAdapter, inputs: BatchEncoding, candidates: Sequence[Sequence[int]], *, max_rows: int = 1024
+    adapter: ModelAdapter,
+    inputs: BatchEncoding,
+    candidates: Sequence[Sequence[int]],
+    *,
+    max_rows: int = 1024,
+    prefill: Prefill | None = None,
 ) -> torch.Tensor:
     """Sum of log-probs of each candidate after each prompt, shape ``(batch, num_candidates)``.
 
     ``inputs`` must be left-padded prompts (``add_generation_prompt=True``). The label-specific tokens
     run for at most ``max_rows`` (sample, label) pairs at a time, bounding the expanded cache's memory.
+    ``prefill``: the prompt forward packed without padding (:mod:`mmla.eval.packed`), then the same labels.
     """
     if not adapter.shares_prompt_cache:
         return rank_scores_full(adapter, inputs, candidates)
     model, dev = adapter.model, adapter.device
-    ids, mask = inputs["input_ids"].to(dev), inputs["attention_mask"].to(dev)
-    bsz, n_cand = ids.shape[0], len(candidates)
+    bsz, n_cand = inputs["input_ids"].shape[0], len(candidates)
     k = _common_prefix(candidates)
-    shared = torch.tensor(list(candidates[0][:k]), dtype=ids.dtype, device=dev)
-    if k:
-        ids = torch.cat([ids, shared.expand(bsz, k)], 1)
-        mask = torch.cat([mask, mask.new_ones(bsz, k)], 1)
-    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    # The prompt's other inputs (audio features, frames: audio/Omni families) go into the prompt's one forward.
-    # M-RoPE families (continuation_positions) place the prompt themselves; the labels continue from there.
-    extras = {key: val.to(dev) if isinstance(val, torch.Tensor) else val for key, val in inputs.items()
-              if key not in ("input_ids", "attention_mask")}  # fmt: skip
+    shared = torch.tensor(list(candidates[0][:k]), dtype=torch.long, device=dev)
     continuation = getattr(adapter, "continuation_positions", None)
-    if continuation is None:
-        extras["position_ids"] = pos
-    out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=k + 1, **extras)
-    logits = out.logits[:, -(k + 1) :]  # (B, k+1, V): position j predicts shared[j]; the last the first label token
-    score = _token_logprobs(logits[:, :k], shared.expand(bsz, k)).sum(-1) if k else ids.new_zeros(bsz).float()
+    if _packs(prefill, inputs) and continuation is None:
+        from mmla.eval.packed import packed_prompt_forward
+
+        logits, cache, mask, last = packed_prompt_forward(adapter, inputs, candidates[0][:k], prefill)
+    else:
+        ids, mask = inputs["input_ids"].to(dev), inputs["attention_mask"].to(dev)
+        if k:
+            ids = torch.cat([ids, shared.to(ids.dtype).expand(bsz, k)], 1)
+            mask = torch.cat([mask, mask.new_ones(bsz, k)], 1)
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        # The prompt's other inputs (audio features, frames: audio/Omni families) go into the prompt's one forward.
+        # M-RoPE families (continuation_positions) place the prompt themselves; the labels continue from there.
+        extras = {key: val.to(dev) if isinstance(val, torch.Tensor) else val for key, val in inputs.items()
+                  if key not in ("input_ids", "attention_mask")}  # fmt: skip
+        if continuation is None:
+            extras["position_ids"] = pos
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=k + 1, **extras)
+        logits = out.logits[:, -(k + 1) :]  # (B, k+1, V): position j predicts shared[j]; the last the first label
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        last = pos[:, -1]
+        del out
+    score = _token_logprobs(logits[:, :k], shared.expand(bsz, k)).sum(-1) if k else logits.new_zeros(bsz).float()
     suffixes = [list(c[k:]) for c in candidates]
     first = torch.tensor([s[0] for s in suffixes], device=dev)
     scores = score[:, None] + _token_logprobs(logits[:, -1:].expand(bsz, n_cand, -1), first.expand(bsz, n_cand))
@@ -109,7 +142,6 @@ def rank_scores(
     pad = adapter.pad_token_id
     suf = torch.tensor([s + [pad] * (m - len(s)) for s in suffixes], device=dev)  # (L, m)
     suf_mask = torch.tensor([[1] * len(s) + [0] * (m - len(s)) for s in suffixes], device=dev)
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     tails = []
     # At most `max_rows` (sample, label) rows at a time: the expanded cache is a copy per label.
     step = max(1, max_rows // n_cand)
@@ -119,7 +151,7 @@ def rank_scores(
         sub = _expand_cache(cache, rows, n_cand, whole=(nb == bsz))
         feed = suf[:, :-1].repeat(nb, 1)  # (nb*L, m-1), row b*L + l
         feed_mask = torch.cat([mask[rows].repeat_interleave(n_cand, 0), suf_mask[:, :-1].repeat(nb, 1)], 1)
-        feed_pos = pos[rows, -1:].repeat_interleave(n_cand, 0) + 1 + torch.arange(m - 1, device=dev)
+        feed_pos = last[rows, None].repeat_interleave(n_cand, 0) + 1 + torch.arange(m - 1, device=dev)
         if continuation is not None:
             feed_pos = continuation(feed_pos, rows, n_cand)
         out2 = model(

@@ -343,3 +343,35 @@ def test_upstream_mode_reproduces_upstream_eval_py_through_the_runner(tok, data,
     rows = _lines(tmp_path / "o" / "predictions" / "mintrec.jsonl")
     assert [r["raw"] for r in rows] == raws and [r["pred"] for r in rows] == ref_pred
     assert res["tasks"]["mintrec"]["metrics"] == ref_metrics
+
+
+@pytest.mark.parametrize("mode", ["generate", "rank"])
+def test_packed_prefill_gives_the_padded_runs_predictions_and_is_recorded(tok, data, tmp_path: Path, mode: str) -> None:
+    """--packed-prefill on (CPU: the SDPA stand-in of the varlen kernel) against off, through the runner."""
+    from mmla.eval.arguments import EvalArguments
+
+    ad = adapter_for(tiny_llama(len(tok), seed=7), tok)
+    res = {}
+    for setting in ("on", "off"):
+        kwargs = EvalArguments(tasks="mintrec,mosi", mode=mode, batch_size=5, packed_prefill=setting,
+                               output_dir=str(tmp_path / setting)).runner_kwargs()  # fmt: skip
+        kwargs.update(data=data, split="test", show_progress=False)
+        res[setting] = evaluate_tasks(ad, **kwargs)
+    for key in ("mintrec", "mosi"):
+        on, off = (_lines(tmp_path / s / "predictions" / f"{key}.jsonl") for s in ("on", "off"))
+        assert [r["raw"] for r in on] == [r["raw"] for r in off] and [r["pred"] for r in on] == [r["pred"] for r in off]
+        if mode == "rank":
+            for a, b in zip(on, off, strict=True):
+                assert a["scores"] == pytest.approx(b["scores"], abs=2e-4)
+    on_disk = json.loads((tmp_path / "on" / "results.json").read_text())
+    assert on_disk["settings"]["packed_prefill"] == "on" and on_disk["timing"]["prefill"] == "packed (SDPA reference)"
+    assert res["off"]["timing"]["prefill"] == "padded"
+    assert res["on"]["overall"] == res["off"]["overall"]
+
+
+def test_packed_prefill_option_is_checked() -> None:
+    from mmla.eval.arguments import EvalArguments
+
+    assert EvalArguments().packed_prefill == "auto" and EvalArguments().runner_kwargs()["packed_prefill"] == "auto"
+    with pytest.raises(ValueError, match=r"^--packed-prefill 'yes': choose one of auto, on, off$"):
+        EvalArguments(packed_prefill="yes")
