@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
-import shlex
+import socket
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -80,39 +84,86 @@ def _check_launch(n: int, device: str | None) -> None:
 
 
 def launch_argv(cli_argv: list[str], n: int) -> list[str]:
-    """``accelerate launch`` arguments running the same command line in ``n`` processes.
+    """The ``accelerate launch`` command line that runs the same evaluation in ``n`` fresh processes.
 
-    The command line is passed on as typed (TRL's CLI does the same); under the launcher the command sees
-    ``WORLD_SIZE`` and evaluates its share instead of launching again. Every launcher setting is given, so
-    no accelerate config is needed; torch's elastic launcher starts the processes, on GPUs or on the CPU.
-    Unless OMP_NUM_THREADS is set, each process gets its share of the cores rather than the launcher's one
-    thread: frame decoding and the video processor run on the CPU in every process (docs/benchmarks.md).
+    ``mmla eval --num-processes N`` forks its workers instead (:func:`launch`); this is the equivalent a user
+    types for ``accelerate launch`` (printed in the log, used by scripts that cannot fork).
     """
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // n))
+    threads = os.environ.get("OMP_NUM_THREADS") or str(_threads_per_process(n))
     return ["--multi_gpu", "--num_processes", str(n), "--num_cpu_threads_per_process", threads,
             "--num_machines", "1", "--mixed_precision", "no",
             "--dynamo_backend", "no", "--main_process_port", "0", "--module", CLI_MODULE, *cli_argv]  # fmt: skip
 
 
-def launch(cli_argv: list[str], n: int, *, cpu: bool) -> int:
-    """Run accelerate's launcher in this process (as ``accelerate launch`` would); a failure is one line."""
-    from accelerate.commands.launch import launch_command, launch_command_parser
+def _threads_per_process(n: int) -> int:
+    """Each process's share of the cores: frame decoding and the video processor run on the CPU in every one."""
+    return max(1, (os.cpu_count() or 1) // n)
+
+
+def _free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
+def launch(job: Callable[[], int], n: int, *, cpu: bool, command: str = "eval") -> int:
+    """Run ``job`` in ``n`` processes forked from this one, through accelerate's ``notebook_launcher``.
+
+    Why fork: this process has already imported torch and transformers and loaded and checked the data (the
+    model is not loaded and CUDA is not initialised). A fresh interpreter per process (``accelerate launch``,
+    ``torchrun``) imports and checks everything again, 10-15 s per process on the GPU machines, which was
+    most of the wall-clock difference between one and two GPUs (docs/benchmarks.md). Forked workers start
+    with the data in memory and only load the model. Each worker's error is printed there as one line;
+    here the failure is one line per failed process.
+    """
+    from accelerate import notebook_launcher
     from accelerate.utils import patch_environment
 
-    argv = launch_argv(cli_argv, n)
-    logger.info("launching in %d processes: accelerate launch %s", n, shlex.join(argv))
+    threads = int(os.environ.get("OMP_NUM_THREADS") or _threads_per_process(n))
+
+    def worker() -> None:
+        import torch
+
+        sys.stdout = sys.__stdout__  # the launcher's own message was silenced below; the results are not
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # read by accelerate's state too
+        torch.set_num_threads(threads)
+        code = _run_reporting_errors(job, command)
+        if code:
+            sys.exit(code)  # the exit code, without a traceback (the error is printed above)
+
     env = {"ACCELERATE_USE_CPU": "1"} if cpu else {}  # gloo CPU group in the runner, even where GPUs exist
+    logger.info("evaluating in %d processes (forked, %d CPU threads each)", n, threads)
+    # The launcher prints "Launching training on N ..." and torch's elastic agent logs each failed process's
+    # traceback; the workers print their own results and one-line errors, so both are kept quiet here.
+    elastic_log = logging.getLogger("torch.distributed.elastic")
+    level = elastic_log.level
+    elastic_log.setLevel(logging.CRITICAL)
     try:
-        with patch_environment(**env):
-            launch_command(launch_command_parser().parse_args(argv))
+        with patch_environment(**env), contextlib.redirect_stdout(io.StringIO()):
+            notebook_launcher(worker, num_processes=n, use_port=_free_port())
     except Exception as err:
         # torch.distributed.elastic's ChildFailedError: one line per failed process (each printed its error).
-        failures = getattr(err, "failures", None)
+        failures = getattr(getattr(err, "__cause__", None), "failures", None) or getattr(err, "failures", None)
         if not failures:
             raise
         codes = "; ".join(f"process {rank}: exit code {f.exitcode}" for rank, f in sorted(failures.items()))
         raise RuntimeError(f"evaluation failed ({codes}); the failing process printed its error above") from None
+    finally:
+        elastic_log.setLevel(level)
     return 0
+
+
+def _run_reporting_errors(job: Callable[[], int], command: str) -> int:
+    """``job()`` in a worker: a user error becomes one line on stderr and exit code 1, as in :func:`mmla.cli.main.main`."""
+    try:
+        return int(job() or 0)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):  # -v: the traceback
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        rank = os.environ.get("RANK", "?")
+        print(f"mmla {command}: error: process {rank}: {msg}", file=sys.stderr)
+        return 1
 
 
 def _peek_model(margs: ModelArguments, eargs: EvalArguments) -> bool | None:
@@ -170,10 +221,25 @@ def run_eval(args: argparse.Namespace) -> int:
     if relaunch:
         if text_only is None:
             margs.load(device="cpu")  # the model's own error, before launching processes
-        return launch(args.cli_argv, largs.num_processes, cpu=margs.device == "cpu")
+        return launch(lambda: _evaluate(eargs, margs, largs, tasks, text_only, loaded, world=largs.num_processes),
+                      largs.num_processes, cpu=margs.device == "cpu")  # fmt: skip
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if largs.num_processes > 1 and world != largs.num_processes:
         logger.warning("--num-processes %d ignored: already launched with WORLD_SIZE=%d", largs.num_processes, world)
+    return _evaluate(eargs, margs, largs, tasks, text_only, loaded, world=world)
+
+
+def _evaluate(
+    eargs: EvalArguments,
+    margs: ModelArguments,
+    largs: LaunchArguments,
+    tasks: list,
+    text_only: bool | None,
+    loaded: dict | None,
+    *,
+    world: int,
+) -> int:
+    """Load the model and evaluate (this process's share when ``world`` > 1); process 0 prints the tables."""
     device = margs.device
     if device == "cuda" and world > 1:
         device = None  # each process on its own GPU (the accelerate device), not all on cuda:0

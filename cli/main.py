@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# torch.cuda.is_available() through NVML, so that nothing before `mmla eval --num-processes N` forks its
+# workers initialises CUDA (a forked process cannot use a CUDA runtime its parent initialised).
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
 # Modules that contribute subcommands; each exposes register(subparsers).
 COMMAND_MODULES = (

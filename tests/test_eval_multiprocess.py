@@ -1,5 +1,6 @@
-"""``mmla eval --num-processes 2`` (accelerate's launcher, gloo on CPU) gives the same predictions and metrics as one
-process; ``accelerate launch -m mmla.cli eval`` runs the same command under the launcher."""
+"""``mmla eval --num-processes 2`` (workers forked through accelerate's ``notebook_launcher``, gloo on CPU) gives the
+same predictions and metrics as one process; ``accelerate launch -m mmla.cli eval`` runs the same command under the
+launcher; a worker's error is one line."""
 
 from __future__ import annotations
 
@@ -92,3 +93,20 @@ def test_num_processes_rejects_a_single_device(model_dir: Path, capsys) -> None:
         main(["eval", "--model", str(model_dir), "--tasks", "mosi", "--num-processes", "2", "--device", "cuda:1"]) == 1
     )
     assert "drop --device cuda:1" in capsys.readouterr().err
+
+
+def test_forked_workers_report_an_error_in_one_line_each(model_dir: Path, sample_release: Path, tmp_path: Path) -> None:
+    """A user error raised inside the forked workers (after the model loaded) is one line per process, rc 1."""
+    argv = [sys.executable, "-m", "mmla.cli", "eval", "--model", str(model_dir), "--tasks", "mosi", "--data",
+            str(sample_release), "--split", "test", "--text-only", "--max-new-tokens", "5000", "--device", "cpu",
+            "--output", str(tmp_path / "out"), "--num-processes", "2"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "LOCAL_RANK", "RANK")}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Launching training" not in proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mmla eval: error:")]
+    # Both processes fail alike; the launcher stops the other one at the first failure, which may be before it prints.
+    workers, summary = errors[:-1], errors[-1]
+    assert 1 <= len(workers) <= 2 and {w.split(":")[2].strip() for w in workers} <= {"process 0", "process 1"}
+    assert all("exceeds the model's context" in line for line in workers), proc.stderr
+    assert summary.startswith("mmla eval: error: evaluation failed (process ")

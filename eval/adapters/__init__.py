@@ -263,6 +263,8 @@ def load_model(
         load_kwargs["gguf_file"] = gguf_file
     if attn_implementation:
         load_kwargs["attn_implementation"] = attn_implementation
+    if device.startswith("cuda") and not gguf_file:
+        load_kwargs["device_map"] = device  # weights straight onto the GPU, not through CPU memory first
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, gguf_file=gguf_file)
     if cls.is_multimodal:
         auto = AutoModelForImageTextToText
