@@ -331,8 +331,12 @@ def _phases(events: list[dict], t0: float, wall: float) -> dict:
             last[e["event"]] = e["t"] - t0
             if e["event"] == "score_start":
                 n_scored = e.get("n")
-        start = next((e for e in evs if e["event"] == "start"), {})
-        rec: dict = {"pid": pid, "rank": evs[0].get("rank"), "role": start.get("role"), "start_at": first.get("start")}
+        start = next((e for e in evs if e["event"] == "start"), None)
+        # A forked worker (mmla eval --num-processes N) has no interpreter start of its own: its first event
+        # (load_model_start, just after the fork) stands for it, and it leaves through os._exit (no exit event).
+        role = start["role"] if start else "forked"
+        rank = next((e.get("rank") for e in evs if e.get("rank") is not None), None)
+        rec: dict = {"pid": pid, "rank": rank, "role": role, "start_at": first.get("start", min(first.values()))}
 
         def span(a: str, b: str, rec: dict = rec, first: dict = first, last: dict = last) -> None:
             if a in first and b in last:
@@ -347,6 +351,8 @@ def _phases(events: list[dict], t0: float, wall: float) -> dict:
         span("gather_start", "gather_end")
         if "score_end" in last and "evaluate_end" in last:
             rec["after_score_s"] = round(last["evaluate_end"] - last["score_end"], 2)
+        if start is None:
+            last.setdefault("exit", max(last.values()))
         if "evaluate_end" in last and "exit" in last:
             rec["after_evaluate_s"] = round(last["exit"] - last["evaluate_end"], 2)
         if "launch_command_start" in first:  # the launcher starts the worker processes
