@@ -124,7 +124,9 @@ class Rows:
     def to_dict(self) -> dict[str, list]:
         return self.table
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int | str) -> dict | list:
+        if isinstance(i, str):  # a column, as Dataset["id"]
+            return self.table[i]
         return {k: v[i] for k, v in self.table.items()}
 
 
@@ -174,12 +176,174 @@ def sync(device: str) -> None:
 
 
 # ------------------------------------------------------------------------------ benches
+def _prompt_batches(adapter, data: dict, batch_size: int) -> list:
+    """The prompts as left-padded (ids, mask) CPU batches, longest first (the generate-mode runner's order)."""
+    from mmla.eval.prompts import build_messages
+    from mmla.loaders.tasks import get_task
+
+    msgs = [build_messages(get_task(k), t) for k, r in data.items() for t in r.table["text"]]
+    texts = sorted((adapter.prompt_text(m) for m in msgs), key=len, reverse=True)
+    batches = []
+    for i in range(0, len(texts), batch_size):
+        enc = adapter.tokenizer(texts[i : i + batch_size], padding=True, padding_side="left", return_tensors="pt")
+        batches.append((enc["input_ids"], enc["attention_mask"]))
+    return batches
+
+
+@torch.inference_mode()
+def prefill_bound(model, batches: list, device: str, packed: str | None, reps: int = 2) -> dict:
+    """Bare prefill-only forwards of every prompt (no cache, logits at each prompt's last position, no generation):
+    ``packed`` None: ``model(input_ids, attention_mask)`` on the padded batches; else each batch packed in one row
+    (no padding, no prefix sharing) through the attention function ``packed``. Best of ``reps`` timed passes."""
+    from mmla.eval.packed import _attention, _plan, _to
+
+    plans = [] if packed is None else [_plan(ids, mask, 0, None, share=False) for ids, mask in batches]
+
+    def one_pass() -> None:
+        for i, (ids, mask) in enumerate(batches):
+            if packed is None:
+                model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, logits_to_keep=1)
+                continue
+            plan = plans[i]
+            last = (plan.segments.cu_q[1:] - 1).long().to(device)
+            with _attention(model, packed):
+                model(input_ids=plan.tokens[None].to(device), position_ids=plan.positions[None].to(device),
+                      use_cache=False, logits_to_keep=last, mmla_packed=_to(plan.segments, torch.device(device)))  # fmt: skip
+
+    one_pass()  # warm-up
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t0 = time.perf_counter()
+        one_pass()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    n = sum(ids.shape[0] for ids, _ in batches)
+    real = sum(int(mask.sum()) for _, mask in batches)
+    padded = sum(ids.numel() for ids, _ in batches)
+    return {"samples_per_s": round(n / min(times), 2), "seconds": round(min(times), 3),
+            "tokens_computed": real if packed else padded, "real_tokens": real}  # fmt: skip
+
+
+@torch.inference_mode()
+def check_kernel(device: str, dtype: torch.dtype) -> dict:
+    """The packed attention function (the kernel where it runs) against the fp32 per-segment reference on segments
+    with a shared prefix (more keys than queries: causal masking aligned bottom-right) and without."""
+    from mmla.eval.packed import (
+        KERNEL,
+        REFERENCE,
+        PackedSegments,
+        kernel_attention_forward,
+        reference_attention_forward,
+    )
+
+    kernel = device.startswith("cuda") and dtype in (torch.float16, torch.bfloat16)
+    fn = kernel_attention_forward if kernel else reference_attention_forward
+    g = torch.Generator().manual_seed(0)
+    p, lens, hq, hkv, d = 24, [37, 5, 120, 1, 64], 28, 4, 128
+    out = {"function": KERNEL if kernel else REFERENCE}
+    for name, prefix in (("with_prefix", p), ("no_prefix", 0)):
+        t = sum(lens)
+        q = torch.randn(1, hq, t, d, generator=g)
+        k, v = torch.randn(1, hkv, prefix + t, d, generator=g), torch.randn(1, hkv, prefix + t, d, generator=g)
+        cu_q = torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)
+        if prefix:
+            idx = torch.cat([torch.cat([torch.arange(prefix), prefix + torch.arange(int(cu_q[i]), int(cu_q[i + 1]))])
+                             for i in range(len(lens))])  # fmt: skip
+            cu_k = torch.tensor([0, *(torch.tensor(lens) + prefix).cumsum(0).tolist()], dtype=torch.int32)
+            seg = PackedSegments(cu_q, cu_k, max(lens), prefix + max(lens), idx)
+        else:
+            seg = PackedSegments(cu_q, cu_q, max(lens), max(lens), None)
+        want, _ = reference_attention_forward(None, q, k, v, None, scaling=d**-0.5, mmla_packed=seg)
+        dev_seg = PackedSegments(seg.cu_q.to(device), seg.cu_k.to(device), seg.max_q, seg.max_k,
+                                 None if seg.index_k is None else seg.index_k.to(device))  # fmt: skip
+        got, _ = fn(None, *(x.to(device, dtype) for x in (q, k, v)), None, scaling=d**-0.5, mmla_packed=dev_seg)
+        out[f"max_abs_err_{name}"] = round(float((got.float().cpu() - want).abs().max()), 5)
+    return out
+
+
+@torch.inference_mode()
+def check_agreement(adapter, batches: list, prefill, n: int = 64) -> dict:
+    """Rank scores of ``n`` prompts (MIntRec's labels) packed against padded, next to the padded path's own noise
+    floor (the same prompts in two halves: other batch shapes, other kernels)."""
+    from transformers import BatchEncoding
+
+    from mmla.eval.prompts import build_target
+    from mmla.eval.scoring import candidate_token_ids, rank_scores
+    from mmla.loaders.tasks import get_task
+
+    task = get_task("mintrec")
+    cands = candidate_token_ids(adapter, [build_target(task, lab) for lab in task.labels])
+    ids, mask = batches[0][0][:n], batches[0][1][:n]
+    n = ids.shape[0]
+    keep = int(mask.sum(1).max())
+    ids, mask = ids[:, ids.shape[1] - keep :], mask[:, mask.shape[1] - keep :]
+
+    def enc(rows: slice) -> BatchEncoding:
+        sub_mask = mask[rows]
+        width = int(sub_mask.sum(1).max())
+        return BatchEncoding({"input_ids": ids[rows, -width:], "attention_mask": sub_mask[:, -width:]})
+
+    padded = rank_scores(adapter, enc(slice(None)), cands)
+    halves = torch.cat([rank_scores(adapter, enc(slice(0, n // 2)), cands),
+                        rank_scores(adapter, enc(slice(n // 2, None)), cands)])  # fmt: skip
+    packed = rank_scores(adapter, enc(slice(None)), cands, prefill=prefill)
+    return {"prompts": n, "max_abs_diff_packed_vs_padded": round(float((packed - padded).abs().max()), 4),
+            "max_abs_diff_padded_noise_floor": round(float((halves - padded).abs().max()), 4),
+            "argmax_agreement_packed": round(float((packed.argmax(1) == padded.argmax(1)).float().mean()), 3),
+            "argmax_agreement_noise_floor": round(float((halves.argmax(1) == padded.argmax(1)).float().mean()), 3)}  # fmt: skip
+
+
+def _timed_runs(adapter, data: dict, warm: dict, mode: str, args: argparse.Namespace, device: str,
+                packed_prefill: str) -> tuple[dict, dict]:  # fmt: skip
+    """Warm-up, then a cold and a warm full pass of ``evaluate_tasks``; (figures, the warm pass's predictions)."""
+    from mmla.eval.cache import read_predictions
+    from mmla.eval.runner import evaluate_tasks
+
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up (module loads, small kernels)
+        evaluate_tasks(adapter, list(warm), warm, "test", mode=mode, batch_size=args.batch_size, output_dir=tmp,
+                       show_progress=False, n_bootstrap=0, packed_prefill=packed_prefill)  # fmt: skip
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    runs, n = [], sum(len(r) for r in data.values())
+    for _ in range(2):  # cold: first pass at full batch shapes (allocator growth, kernel choice); warm: steady
+        with tempfile.TemporaryDirectory() as tmp:
+            sync(device)
+            t0 = time.perf_counter()
+            out = evaluate_tasks(adapter, list(data), data, "test", mode=mode, batch_size=args.batch_size,
+                                 output_dir=tmp, show_progress=False, max_new_tokens=args.max_new_tokens,
+                                 n_bootstrap=0, packed_prefill=packed_prefill)  # fmt: skip
+            sync(device)
+            runs.append(time.perf_counter() - t0)
+            preds = {k: read_predictions(Path(tmp, "predictions", f"{k}.jsonl"), repair=False) for k in data}
+        assert out["overall"]["n"] == n
+    dt = runs[1]
+    fig = {"samples_per_s": round(n / dt, 2), "seconds": round(dt, 2), "cold_samples_per_s": round(n / runs[0], 2),
+           "cold_seconds": round(runs[0], 2), "prefill": out["timing"]["prefill"]}  # fmt: skip
+    if device.startswith("cuda"):
+        fig["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return fig, preds
+
+
+def _same_answers(a: dict, b: dict, mode: str) -> dict:
+    """How often two runs gave the same answer (generate: the same text; rank: the same label, and the largest
+    score difference)."""
+    pairs = [(a[k][i], b[k][i]) for k in a for i in a[k]]
+    out = {"same_pred": round(sum(x["pred"] == y["pred"] for x, y in pairs) / len(pairs), 4)}
+    if mode == "generate":
+        out["same_text"] = round(sum(x["raw"] == y["raw"] for x, y in pairs) / len(pairs), 4)
+    else:
+        out["max_abs_score_diff"] = round(max(abs(x["scores"][c] - y["scores"][c]) for x, y in pairs
+                                              for c in x["scores"]), 4)  # fmt: skip
+    return out
+
+
 def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype) -> dict:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from mmla.eval.adapters import CausalLMAdapter
+    from mmla.eval.packed import REFERENCE, _plan, resolve_prefill
     from mmla.eval.prompts import build_messages
-    from mmla.eval.runner import evaluate_tasks
     from mmla.loaders.tasks import get_task
 
     shape = QWEN2_TINY if args.tiny else QWEN2_7B
@@ -195,30 +359,51 @@ def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype) -> dic
         for t in r.table["text"]
     ]
     res = {"samples": n, "prompt_tokens_mean": round(sum(lengths) / n, 1), "prompt_tokens_max": max(lengths)}
+    prefill = resolve_prefill(adapter, args.packed_prefill)
+    res["packed_prefill"] = {"setting": args.packed_prefill, "prefill": prefill.describe(), "reason": prefill.reason}
+    batches = _prompt_batches(adapter, data, args.batch_size)
+    res["shared_prefix_tokens"] = [int(_plan(ids, mask, 0, None, share=True).prefix.numel()) for ids, mask in batches]
+    # The bound: bare prefill-only forwards, padded (the runner's batches) and packed without prefix sharing.
+    bound = {"padded": prefill_bound(model, batches, device, None)}
+    if prefill.packed:
+        bound["packed"] = prefill_bound(model, batches, device, prefill.kernel or REFERENCE)
+    best = max(bound, key=lambda k: bound[k]["samples_per_s"])
+    bound.update({"samples_per_s": bound[best]["samples_per_s"], "best": best})
+    res["bound"] = bound
+    res["kernel_check"] = check_kernel(device, dtype)
+    if prefill.packed:
+        res["agreement_check"] = check_agreement(adapter, batches, prefill)
     warm = {k: Rows({c: v[:4] for c, v in r.table.items()}) for k, r in list(data.items())[:2]}
+    runs = [(args.packed_prefill, "")] + ([] if args.skip_padded or not prefill.packed else [("off", "padded")])
     for mode in args.modes:
-        with tempfile.TemporaryDirectory() as tmp:  # warm-up (module loads, small kernels)
-            evaluate_tasks(adapter, list(warm), warm, "test", mode=mode, batch_size=args.batch_size, output_dir=tmp,
-                           show_progress=False, n_bootstrap=0)  # fmt: skip
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        runs = []
-        for _ in range(2):  # cold: first pass at full batch shapes (allocator growth, kernel choice); warm: steady
-            with tempfile.TemporaryDirectory() as tmp:
-                sync(device)
-                t0 = time.perf_counter()
-                out = evaluate_tasks(adapter, list(data), data, "test", mode=mode, batch_size=args.batch_size,
-                                     output_dir=tmp, show_progress=False, max_new_tokens=args.max_new_tokens,
-                                     n_bootstrap=0)  # fmt: skip
-                sync(device)
-                runs.append(time.perf_counter() - t0)
-            assert out["overall"]["n"] == n
-        dt = runs[1]
-        res[mode] = {"samples_per_s": round(n / dt, 2), "seconds": round(dt, 2),
-                     "cold_samples_per_s": round(n / runs[0], 2), "cold_seconds": round(runs[0], 2)}  # fmt: skip
-        if device.startswith("cuda"):
-            res[mode]["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        preds = {}
+        for setting, key in runs:
+            fig, preds[setting] = _timed_runs(adapter, data, warm, mode, args, device, setting)
+            fig["x_bound"] = round(fig["samples_per_s"] / bound["samples_per_s"], 3)
+            fig["x_padded_bound"] = round(fig["samples_per_s"] / bound["padded"]["samples_per_s"], 3)
+            if key:
+                res.setdefault(key, {})[mode] = fig
+            else:
+                res[mode] = fig
+        if "off" in preds and args.packed_prefill != "off":
+            res[mode]["x_padded_path"] = round(res[mode]["samples_per_s"] / res["padded"][mode]["samples_per_s"], 3)
+            res[mode]["vs_padded_path"] = _same_answers(preds[args.packed_prefill], preds["off"], mode)
     # Upstream: one sample at a time, sampling, exactly 32 new tokens.
+    if args.upstream_samples:
+        res["upstream"] = upstream_loop(model, tok, adapter, data, args, device)
+        for mode in args.modes:
+            res[mode]["speedup_vs_upstream"] = round(res[mode]["samples_per_s"] / res["upstream"]["samples_per_s"], 1)
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return res
+
+
+def upstream_loop(model, tok, adapter, data: dict, args: argparse.Namespace, device: str) -> dict:
+    """The upstream loop: one sample at a time, ``generate`` with sampling, exactly 32 new tokens."""
+    from mmla.eval.prompts import build_messages
+    from mmla.loaders.tasks import get_task
+
     prompts = [adapter.prompt_text(build_messages(get_task(k), t)) for k, r in data.items() for t in r.table["text"]]
     random.Random(1).shuffle(prompts)
     prompts = prompts[: args.upstream_samples + 1]
@@ -233,13 +418,7 @@ def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype) -> dic
             sync(device)
             if i:  # the first call is a warm-up
                 times.append(time.perf_counter() - t0)
-    res["upstream"] = {"samples_per_s": round(len(times) / sum(times), 3), "samples_timed": len(times)}
-    for mode in args.modes:
-        res[mode]["speedup_vs_upstream"] = round(res[mode]["samples_per_s"] / res["upstream"]["samples_per_s"], 1)
-    del model
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    return res
+    return {"samples_per_s": round(len(times) / sum(times), 3), "samples_timed": len(times)}
 
 
 def write_clips(folder: Path, n: int, seconds: float = 3.0, size: int = 336) -> list[str] | None:
@@ -385,17 +564,22 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=None, help="runner batch size (default 256; tiny 8)")
     p.add_argument("--max-new-tokens", type=int, default=16)
     p.add_argument("--modes", default="generate,rank")
-    p.add_argument("--upstream-samples", type=int, default=None, help="samples timed for the upstream loop")
+    p.add_argument("--packed-prefill", choices=("auto", "on", "off"), default=None,
+                   help="the runner's prefill for the main runs (default auto; tiny: on, the SDPA stand-in)")  # fmt: skip
+    p.add_argument("--skip-padded", action="store_true", help="no same-run baseline with --packed-prefill off")
+    p.add_argument("--upstream-samples", type=int, default=None, help="samples timed for the upstream loop (0: skip)")
     p.add_argument("--clips", type=int, default=None, help="MLLM clips (default 64; tiny 4)")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--mllm-batch-size", type=int, default=None)
     p.add_argument("--skip-mllm", action="store_true")
+    p.add_argument("--json", default=None, help="write the report here (default: $OUT/eval_speed.json if $OUT is set)")
     args = p.parse_args()
     args.modes = args.modes.split(",")
     t = args.tiny
     args.samples = args.samples or (48 if t else 2048)
     args.batch_size = args.batch_size or (8 if t else 256)
-    args.upstream_samples = args.upstream_samples or (2 if t else 12)
+    args.upstream_samples = (2 if t else 12) if args.upstream_samples is None else args.upstream_samples
+    args.packed_prefill = args.packed_prefill or ("on" if t else "auto")
     args.clips = args.clips or (4 if t else 64)
     args.mllm_batch_size = args.mllm_batch_size or (2 if t else 16)
     device = "cpu" if t or not torch.cuda.is_available() else "cuda"
@@ -404,20 +588,50 @@ def main() -> int:
     import transformers
 
     report = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "dtype": str(dtype),
-              "torch": torch.__version__, "transformers": transformers.__version__, "tiny": t}  # fmt: skip
+              "torch": torch.__version__, "transformers": transformers.__version__, "tiny": t,
+              "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens}  # fmt: skip
+    t0 = time.perf_counter()
     report["text"] = bench_text(args, device, dtype)
     if not args.skip_mllm:
         report["mllm"] = bench_mllm(args, device, dtype)
+    report["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    print_report(report, args)
+    out = args.json or (str(Path(os.environ["OUT"], "eval_speed.json")) if os.environ.get("OUT") else None)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def print_report(report: dict, args: argparse.Namespace) -> None:
     tx = report["text"]
     print(f"\n{report['device']} ({report['dtype']}, torch {report['torch']}, transformers {report['transformers']})")
-    print(f"text: {tx['samples']} samples, prompt tokens mean {tx['prompt_tokens_mean']} max {tx['prompt_tokens_max']}")
-    print("| run | samples/s | x upstream | peak GPU GiB |\n|---|---:|---:|---:|")
-    for mode in args.modes:
-        r = tx[mode]
+    print(f"text: {tx['samples']} samples, prompt tokens mean {tx['prompt_tokens_mean']} max {tx['prompt_tokens_max']}; "
+          f"shared prefix per batch {tx['shared_prefix_tokens']} tokens; {tx['packed_prefill']}")  # fmt: skip
+    b = tx["bound"]
+    print(f"bound (bare prefill-only forward, bs {args.batch_size}): padded {b['padded']['samples_per_s']}/s"
+          + (f", packed {b['packed']['samples_per_s']}/s" if "packed" in b else "")
+          + f"; ratios below are to the best ({b['best']}, {b['samples_per_s']}/s)")  # fmt: skip
+    print("| run | samples/s warm | cold | x bound | x padded bound | x padded path | x upstream | peak GPU GiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for key, label in (("", tx["packed_prefill"]["prefill"]), ("padded", "padded (--packed-prefill off)")):
+        for mode in args.modes:
+            r = tx[mode] if not key else tx.get(key, {}).get(mode)
+            if r is None:
+                continue
+            print(f"| {mode}, {label} | {r['samples_per_s']} | {r['cold_samples_per_s']} | {r['x_bound']} | "
+                  f"{r['x_padded_bound']} | {r.get('x_padded_path', '-')} | {r.get('speedup_vs_upstream', '-')} | "
+                  f"{r.get('peak_gpu_gib', '-')} |")  # fmt: skip
+    if "upstream" in tx:
         print(
-            f"| runner {mode} (bs {args.batch_size}), warm (cold {r['cold_samples_per_s']}) | {r['samples_per_s']} | {r['speedup_vs_upstream']} | {r.get('peak_gpu_gib', '-')} |"
+            f"| upstream loop (1 at a time, sample, 32 tokens) | {tx['upstream']['samples_per_s']} | | | | | 1.0 | - |"
         )
-    print(f"| upstream loop (1 at a time, sample, 32 tokens) | {tx['upstream']['samples_per_s']} | 1.0 | - |")
+    for mode in args.modes:
+        if "vs_padded_path" in tx[mode]:
+            print(f"{mode}: packed vs padded answers {tx[mode]['vs_padded_path']}")
+    print(f"kernel check: {tx['kernel_check']}")
+    if "agreement_check" in tx:
+        print(f"rank agreement check: {tx['agreement_check']}")
     if "mllm" in report:
         m = report["mllm"]
         if "skipped" in m:
@@ -427,9 +641,7 @@ def main() -> int:
                   f"{m['clips_per_s']} clips/s | - | {m.get('peak_gpu_gib', '-')} |")  # fmt: skip
             print(f"mllm: {m['video_tokens_per_clip']} video tokens/clip; decode+preprocess {m['decode_preprocess_s']} s "
                   f"of {m['seconds']} s; frames: {m['decoded']}")  # fmt: skip
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "eval_speed.json").write_text(json.dumps(report, indent=2))
-    return 0
+    print(f"wall {report['wall_seconds']} s")
 
 
 if __name__ == "__main__":

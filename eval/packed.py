@@ -336,9 +336,11 @@ def _common_prefix(rows: torch.Tensor, lengths: torch.Tensor, cap: int) -> int:
     return int(cap if bool(same.all()) else int((~same).nonzero()[0]))
 
 
-def _plan(ids: torch.Tensor, mask: torch.Tensor, drop_last: int, extra: torch.Tensor | None, share: bool) -> _Plan:
+def _plan(ids: torch.Tensor, mask: torch.Tensor, drop_last: int, extra: torch.Tensor | None, share: bool,
+          keep: int = 1) -> _Plan:  # fmt: skip
     """Plan the packed forward of left-padded ``ids``: each row's real tokens without its last ``drop_last``,
-    followed by ``extra`` tokens (rank's shared target tokens)."""
+    followed by ``extra`` tokens (rank's shared target tokens). The prefix leaves at least ``keep`` tokens of every
+    row in the packed part (the positions whose logits are kept)."""
     ids, mask = ids.cpu(), mask.cpu().bool()
     bsz, width = ids.shape
     n = mask.sum(1)
@@ -355,9 +357,9 @@ def _plan(ids: torch.Tensor, mask: torch.Tensor, drop_last: int, extra: torch.Te
         put = lengths[:, None] + torch.arange(k)
         rows.scatter_(1, put, extra.to(rows.dtype).expand(bsz, k))
         lengths = lengths + k
-    if int(lengths.min()) < 1:
-        raise ValueError("the packed prefill needs at least one prompt token per row")
-    p = _common_prefix(rows, lengths, int(lengths.min()) - 1) if share else 0
+    if int(lengths.min()) < keep:
+        raise ValueError(f"the packed prefill needs at least {keep} prompt token(s) per row")
+    p = _common_prefix(rows, lengths, int(lengths.min()) - keep) if share else 0
     if p < MIN_PREFIX:
         p = 0
     s = lengths - p  # tokens per row after the prefix (>= 1)
@@ -478,7 +480,7 @@ def packed_prompt_forward(
     dev = adapter.device
     k = len(shared)
     plan = _plan(inputs["input_ids"], inputs["attention_mask"], drop_last=0,
-                 extra=torch.tensor(list(shared), dtype=torch.long), share=prefill.share_prefix)  # fmt: skip
+                 extra=torch.tensor(list(shared), dtype=torch.long), share=prefill.share_prefix, keep=k + 1)  # fmt: skip
     ends = plan.segments.cu_q[1:].long()
     keep = (ends[:, None] - (k + 1) + torch.arange(k + 1)).reshape(-1)
     logits, cache = _run(adapter, plan, prefill, keep=keep)

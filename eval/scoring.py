@@ -32,9 +32,12 @@ def candidate_token_ids(adapter: ModelAdapter, targets: Sequence[str]) -> list[l
     return ids
 
 
-def _packs(prefill: Prefill | None, inputs: BatchEncoding) -> bool:
-    """Whether this batch is prefilled packed: a packed run, and text inputs only (ids and padding mask)."""
-    return prefill is not None and prefill.packed and set(inputs.keys()) <= {"input_ids", "attention_mask"}
+def _packs(prefill: Prefill | None, inputs: BatchEncoding, min_tokens: int = 1) -> bool:
+    """Whether this batch is prefilled packed: a packed run, text inputs only (ids and padding mask), and at least
+    ``min_tokens`` tokens in every prompt."""
+    if prefill is None or not prefill.packed or not set(inputs.keys()) <= {"input_ids", "attention_mask"}:
+        return False
+    return int(inputs["attention_mask"].sum(1).min()) >= min_tokens
 
 
 @torch.inference_mode()
@@ -46,7 +49,7 @@ def generate_answers(
     ``prefill`` (:func:`mmla.eval.packed.resolve_prefill`): packed prompts without padding, then the same
     ``generate`` on the left-padded cache (:mod:`mmla.eval.packed`); ``None``: one padded forward.
     """
-    if _packs(prefill, inputs):
+    if _packs(prefill, inputs, min_tokens=2):  # the last prompt token is generate's first step
         from mmla.eval.packed import packed_generate
 
         return adapter.decode(packed_generate(adapter, inputs, prefill, max_new_tokens=max_new_tokens))
@@ -85,6 +88,17 @@ def _token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     for s in range(0, flat_t.numel(), step):
         chunk = flat_logits[s : s + step].float()
         flat_out[s : s + step] = chunk.gather(-1, flat_t[s : s + step, None])[:, 0] - chunk.logsumexp(-1)
+    return out
+
+
+def _choice_logprobs(logits: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+    """log p(c) for each row of ``logits`` (B, V) and each token of ``choices`` (L,): (B, L) in float32, with one
+    log-sum-exp per row (not one per choice), a few rows at a time."""
+    out = torch.empty(logits.shape[0], choices.numel(), dtype=torch.float32, device=logits.device)
+    step = max(1, (1 << 26) // logits.shape[-1])
+    for s in range(0, logits.shape[0], step):
+        chunk = logits[s : s + step].float()
+        out[s : s + step] = chunk[:, choices] - chunk.logsumexp(-1, keepdim=True)
     return out
 
 
@@ -134,7 +148,7 @@ def rank_scores(
     score = _token_logprobs(logits[:, :k], shared.expand(bsz, k)).sum(-1) if k else logits.new_zeros(bsz).float()
     suffixes = [list(c[k:]) for c in candidates]
     first = torch.tensor([s[0] for s in suffixes], device=dev)
-    scores = score[:, None] + _token_logprobs(logits[:, -1:].expand(bsz, n_cand, -1), first.expand(bsz, n_cand))
+    scores = score[:, None] + _choice_logprobs(logits[:, -1], first)
     m = max(len(s) for s in suffixes)
     if m == 1:
         return scores.cpu()

@@ -156,6 +156,19 @@ def test_generate_stops_at_eos_like_the_padded_path(tok) -> None:
     assert generate_answers(ad, inputs, prefill=ON) == ["intent: joke"] * len(TEXTS)
 
 
+@pytest.mark.parametrize("texts", [TEXTS[:2] * 2 + ["ok"], ["ok"] * 3], ids=["duplicates", "identical"])
+def test_repeated_prompts_keep_the_kept_positions_out_of_the_prefix(tok, texts: list[str]) -> None:
+    """Identical prompts share all their tokens: the prefix stops where each row still holds the positions whose
+    logits are kept (rank: the prompt's last token and the shared target tokens) and one token to prefill."""
+    ad = _adapter(tok, "qwen2", seed=1)
+    inputs = _inputs(ad, "mintrec", texts)
+    t = get_task("mintrec")
+    cands = candidate_token_ids(ad, [build_target(t, lab) for lab in t.labels])
+    torch.testing.assert_close(rank_scores(ad, inputs, cands, prefill=ON), rank_scores(ad, inputs, cands),
+                               atol=1e-5, rtol=1e-5)  # fmt: skip
+    assert torch.equal(packed_generate(ad, inputs, ON, max_new_tokens=5), _padded_ids(ad, inputs, 5))
+
+
 @pytest.mark.parametrize("share", [True, False])
 @pytest.mark.parametrize(("family", "task"), [("llama", "mintrec"), ("qwen2", "mintrec"), ("qwen2", "mosi")])
 def test_rank_scores_match_the_padded_path(tok, family: str, task: str, share: bool) -> None:
