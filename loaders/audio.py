@@ -95,16 +95,41 @@ def _source(clip: Any) -> tuple[Any, str]:
                     "or a datasets.Video value")  # fmt: skip
 
 
+def _container_metadata(src: Any) -> Any:
+    """torchcodec's container metadata (header only) of a path or bytes.
+
+    ``torchcodec.decoders.get_container_metadata`` is public from torchcodec 0.14 on; with an older one (the
+    GPU image pairs torch 2.11 with torchcodec 0.13) the same reader is ``torchcodec._core``'s, for files.
+    """
+    try:
+        from torchcodec.decoders import get_container_metadata
+    except ImportError:
+        from torchcodec import _core
+
+        if isinstance(src, bytes):
+            import tempfile
+
+            with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
+                tmp.write(src)
+                tmp.flush()
+                return _core.get_container_metadata_from_header(tmp.name)
+        return _core.get_container_metadata_from_header(src)
+    return get_container_metadata(src)
+
+
+def _is_audio(stream: Any) -> bool:
+    media = getattr(stream, "media_type", None)  # torchcodec >= 0.14; before: the metadata class says it
+    return media == "audio" if media is not None else type(stream).__name__.startswith("AudioStream")
+
+
 def has_audio(clip: Any) -> bool:
     """Whether the clip's container has an audio stream (reads the header only)."""
-    from torchcodec.decoders import get_container_metadata
-
     src, name = _source(clip)
     try:
-        meta = get_container_metadata(src)
+        meta = _container_metadata(src)
     except Exception as err:
         raise AudioDecodeError(f"{name}: cannot open the clip ({_first_line(err)})") from err
-    return any(s.media_type == "audio" for s in meta.streams)
+    return any(_is_audio(s) for s in meta.streams)
 
 
 def _first_line(err: BaseException) -> str:
@@ -115,9 +140,9 @@ def _first_line(err: BaseException) -> str:
 
 
 def _clip_seconds(src: Any, name: str) -> float:
-    from torchcodec.decoders import VideoDecoder, get_container_metadata
+    from torchcodec.decoders import VideoDecoder
 
-    meta = get_container_metadata(src)
+    meta = _container_metadata(src)
     seconds = meta.duration_seconds_from_header
     if not seconds:
         try:

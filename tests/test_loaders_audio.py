@@ -233,3 +233,28 @@ def test_built_dataset_audio_column_shares_embedded_clips(release, tmp_path):
     assert video.field("bytes").buffers()[2].address == audio.field("bytes").buffers()[2].address
     src = load_task("mustard", data=release, split="test", audio=True, cache_dir=tmp_path / "c2")
     np.testing.assert_allclose(ds[0]["audio"]["array"], src[0]["audio"]["array"], atol=1e-6)
+
+
+def test_older_torchcodec_without_public_container_metadata(clips, monkeypatch):
+    """torchcodec 0.13 (the GPU image's, for torch 2.11) has no torchcodec.decoders.get_container_metadata."""
+    import torchcodec.decoders
+
+    from mmla.loaders.audio import _is_audio
+
+    monkeypatch.delattr(torchcodec.decoders, "get_container_metadata")
+    with pytest.raises(ImportError):
+        from torchcodec.decoders import get_container_metadata  # noqa: F401
+    assert has_audio(clips["sample"]) and not has_audio(clips["silent"])
+    assert has_audio(clips["sample"].read_bytes()) and not has_audio(clips["silent"].read_bytes())
+    info = sample_audio(clips["silent"], allow_silent=True, return_info=True)  # its duration from the old reader
+    assert info.silent and info.duration == pytest.approx(1.5, abs=0.1)
+    with pytest.raises(AudioDecodeError, match=r"silent\.mp4: the clip has no audio track"):
+        sample_audio(clips["silent"])
+
+    class AudioStreamMetadata:  # what 0.13's streams are: no media_type attribute
+        pass
+
+    class VideoStreamMetadata:
+        pass
+
+    assert _is_audio(AudioStreamMetadata()) and not _is_audio(VideoStreamMetadata())
