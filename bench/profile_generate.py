@@ -1,4 +1,5 @@
-"""Where the time of generate-mode evaluation goes (GPU): input building, prefill, each decoding step.
+"""Where the time of generate-mode evaluation goes (GPU): input building, prefill, each decoding step; the same
+batch with the packed prefill of mmla.eval.packed (with and without the shared prefix) and its generate.
 
 python bench/profile_generate.py [--batch-size 1024] [--tiny]
 """
@@ -24,6 +25,27 @@ def timed(fn, device: str, reps: int = 2) -> float:
         fn()
     es.sync(device)
     return (time.perf_counter() - t0) / reps
+
+
+def packed_rows(adapter, inputs, real: int, device: str) -> list[str]:
+    """The same batch with the packed prefill (mmla.eval.packed): its forward, the cache rearrangement, generate."""
+    from mmla.eval.packed import _plan, _run, packed_generate, resolve_prefill
+
+    prefill = resolve_prefill(adapter, "on")
+    n = inputs["input_ids"].shape[0]
+    rows = []
+    for share in (False, True):
+        plan = _plan(inputs["input_ids"], inputs["attention_mask"], 1, None, share)
+        pf = type(prefill)(**{**prefill.__dict__, "share_prefix": share})
+        t = timed(lambda plan=plan, pf=pf: _run(adapter, plan, pf, keep=1), device)
+        computed = int(plan.tokens.numel() + plan.prefix.numel())
+        rows.append(f"{pf.describe()} prefill + padded cache, prefix {plan.prefix.numel()} tokens shared: {t:.3f} s "
+                    f"({computed} tokens computed of {real} = {100 * computed / real:.1f}%; "
+                    f"{2 * 7.6e9 * computed / t / 1e12:.0f} TFLOP/s)")  # fmt: skip
+    for new in (1, 16):
+        t = timed(lambda new=new: packed_generate(adapter, inputs, prefill, max_new_tokens=new), device, 1)
+        rows.append(f"generate {new:2d} tokens, packed prefill: {t:.3f} s ({n / t:.1f} samples/s)")
+    return rows
 
 
 def main() -> None:
@@ -68,6 +90,7 @@ def main() -> None:
             kw = dict(do_sample=False, max_new_tokens=new, min_new_tokens=new, pad_token_id=0)
             t = timed(lambda kw=kw: model.generate(**inputs, **kw), device, 1)
             rows.append(f"generate {new:2d} tokens: {t:.3f} s ({n / t:.1f} samples/s)")
+        rows.extend(packed_rows(adapter, inputs, real, device))
         kw = dict(do_sample=False, max_new_tokens=16, min_new_tokens=16, pad_token_id=0, cache_implementation="static")
         try:
             t = timed(lambda: model.generate(**inputs, **kw), device, 1)

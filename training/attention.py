@@ -20,15 +20,14 @@ of a step.
 
 from __future__ import annotations
 
-import functools
-import inspect
-import itertools
 import logging
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+
+from mmla.eval.packed import varlen_kernel_kwargs, varlen_reference
 
 logger = logging.getLogger(__name__)
 
@@ -178,52 +177,11 @@ def _varlen_kernel(module: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     return out.to(dtype)
 
 
-@functools.lru_cache(maxsize=4)
-def _parameters(fn: Any) -> frozenset[str]:
-    return frozenset(inspect.signature(fn).parameters)
-
-
-def _kernel_kwargs(fn: Any, q: torch.Tensor, k: torch.Tensor, scaling: float | None) -> dict[str, Any]:
-    """Causal, scale and GQA arguments in the API of the installed torch.
-
-    torch 2.10 has ``varlen_attn(..., is_causal=False, return_aux=None)`` (FlashAttention-2 takes fewer key/value
-    heads natively); later versions have ``scale``, ``window_size=(-1, 0)`` for causal, and ``enable_gqa``.
-    """
-    params = _parameters(fn)
-    kwargs: dict[str, Any] = {}
-    if "window_size" in params:
-        kwargs["window_size"] = (-1, 0)
-    else:
-        kwargs["is_causal"] = True
-    if "enable_gqa" in params:
-        kwargs["enable_gqa"] = q.shape[1] != k.shape[1]
-    default = q.shape[-1] ** -0.5
-    if "scale" in params:
-        kwargs["scale"] = scaling
-    elif scaling is not None and abs(scaling - default) > 1e-6 * default:
-        kwargs["_prescale"] = scaling / default
-    return kwargs
-
-
-def _varlen_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
-                      scaling: float | None) -> torch.Tensor:  # fmt: skip
-    """Causal SDPA on each segment: the meaning of the varlen kernel, for any device and dtype."""
-    import torch.nn.functional as F
-
-    outs = []
-    bounds_q, bounds_k = cu_q.tolist(), cu_k.tolist()
-    for (q0, q1), (k0, k1) in zip(itertools.pairwise(bounds_q), itertools.pairwise(bounds_k), strict=True):
-        if q1 == q0:
-            continue
-        qs, ks, vs = (x.transpose(0, 1).unsqueeze(0) for x in (q[q0:q1], k[k0:k1], v[k0:k1]))
-        o = F.scaled_dot_product_attention(
-            qs, ks, vs, is_causal=True, scale=scaling, enable_gqa=qs.shape[1] != ks.shape[1]
-        )
-        outs.append(o.squeeze(0).transpose(0, 1))
-    tail = q.shape[0] - bounds_q[-1]  # tokens after the last segment (pad_to_multiple_of): attend to themselves
-    if tail:
-        outs.append(torch.zeros_like(q[bounds_q[-1] :, :, : v.shape[-1]]))
-    return torch.cat(outs, dim=0)
+# The kernel's arguments in each torch API and the per-segment SDPA reference are shared with the packed prefill of
+# evaluation (mmla.eval.packed); the reference aligns causal masking bottom-right, the same as top-left here (a
+# padding-free training row has as many queries as keys).
+_kernel_kwargs = varlen_kernel_kwargs
+_varlen_reference = varlen_reference
 
 
 varlen_attention_forward = _make_forward(kernel=True)
