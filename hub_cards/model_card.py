@@ -18,7 +18,7 @@ import yaml
 from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
 
 from mmla.eval.metrics.pooling import pool
-from mmla.eval.paper_results import paper_comparison
+from mmla.eval.paper_results import modality_mark, paper_comparison
 from mmla.eval.results import pooled_over
 from mmla.hub_cards.dataset_card import MMLA_TAG, TEMPLATES
 from mmla.hub_cards.results import (
@@ -67,7 +67,8 @@ def dataset_id_for(run: RunResults, task: str) -> str:
 def eval_results(run: RunResults, *, model_name: str | None = None) -> list[EvalResult]:
     """One :class:`EvalResult` per task and metric of a run (values in percent, as the paper reports)."""
     out: list[EvalResult] = []
-    method = f"{run.method_label}, {run.prompt_style} prompt"
+    mark = modality_mark(run)  # a run fed audio is named apart from the same model's text+video results
+    method = f"{run.method_label}, {run.prompt_style} prompt" + (f", {mark}" if mark else "")
     for key, entry in run.tasks.items():
         spec = TASKS.get(key)
         dataset_name = spec.dataset if spec else str(entry.get("dataset") or key)
@@ -104,7 +105,9 @@ def eval_result_files(run: RunResults) -> dict[str, str]:
             task_id=key,
             value=round(float(entry.metrics["acc"]), 2),
             notes=f"{run.method_label}, {run.split} split, {run.protocol_text.replace('`', '')}, ACC (%), "
-            f"data: {run.data_source.describe().replace('`', '')}, mmla {run.mmla_version or ''}".strip(),
+            f"data: {run.data_source.describe().replace('`', '')}, "
+            + (f"shown: {modality_mark(run)}, " if modality_mark(run) else "")
+            + f"mmla {run.mmla_version or ''}".strip(),
         )
         files[f".eval_results/{key}.yaml"] = yaml.safe_dump(eval_result_entries_to_yaml([result]), sort_keys=False)
     return files

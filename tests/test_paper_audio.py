@@ -71,3 +71,19 @@ def test_with_and_without_audio_side_by_side_on_sample_data(run: RunResults) -> 
         section.reason
     )
     assert not board.sections_of("zero-shot", "paper")
+
+
+def test_hub_results_name_the_audio_run_apart(run: RunResults) -> None:
+    """The model-index and .eval_results entries of a run fed audio never share a name with text+video ones."""
+    import yaml
+
+    from mmla.hub_cards.model_card import eval_result_files, eval_results
+
+    plain = official(run, modalities=("text", "video"), **UPSTREAM)
+    heard = official(run, modalities=AV, **UPSTREAM)
+    names = {r.task_name for r in eval_results(plain)}
+    heard_names = {r.task_name for r in eval_results(heard)}
+    assert not names & heard_names and all(n.endswith(", text+video+audio)") for n in heard_names)
+    notes = yaml.safe_load(eval_result_files(heard)[".eval_results/mintrec.yaml"])[0]["notes"]
+    assert "shown: text+video+audio" in notes
+    assert "shown:" not in yaml.safe_load(eval_result_files(plain)[".eval_results/mintrec.yaml"])[0]["notes"]
