@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -311,6 +312,7 @@ def eval_command(w: dict, out: Path, spec: str, args: argparse.Namespace, limit:
         cmd += ["--num-processes", str(n)]
     if limit is not None:
         cmd += ["--limit", str(limit)]
+    cmd += shlex.split(args.eval_args)
     if args.tiny:
         cmd += ["--device", "cpu", "--dtype", "float32"]
     return cmd
@@ -614,7 +616,8 @@ def run(args: argparse.Namespace) -> int:
         for r in range(_repeats(args.repeats, name)):
             order = nprocs if r % 2 == 0 else nprocs[::-1]  # alternate the order: no side always goes first
             for n in order:
-                rec = run_one(w, n, args, work, f"{name}_n{n}_r{r}", limit=args.limit)
+                limit = args.vl_limit if w["kind"] == "vl" and args.vl_limit is not None else args.limit
+                rec = run_one(w, n, args, work, f"{name}_n{n}_r{r}", limit=limit)
                 n = rec["spec"]
                 rec["repeat"] = r
                 entry["runs"].append(rec)
@@ -707,6 +710,10 @@ def main() -> int:
     pr.add_argument("--vl-batch-size", type=int, default=16)
     pr.add_argument("--limit", type=int, default=None, help="first N rows of each task (smoke runs)")
     pr.add_argument("--warm-limit", type=int, default=4)
+    pr.add_argument("--vl-limit", type=int, default=None, help="first N rows of the vl workload (timed runs)")
+    pr.add_argument(
+        "--eval-args", default="", help='more `mmla eval` options for every run, e.g. "--packed-prefill off"'
+    )
     pr.add_argument("--tiny", action="store_true", help="tiny random models on CPU (gloo), for a smoke run")
     pr.add_argument("--json", default=None)
     pr.set_defaults(func=run)
