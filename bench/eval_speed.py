@@ -10,10 +10,21 @@ Upstream: the MMLA repo's ``src/Zero-shot_Inference/LLM/infer.py`` loop, one sam
 MLLM: a Qwen2-VL-7B-shaped model, 8 frames per clip (decoded from generated mp4 files when a decoder
 is available), generate mode; clips/s including decoding and preprocessing.
 
+Prefill (``mmla.eval.packed``): the runner's runs use ``--packed-prefill`` (default ``auto``: packed prompts through
+``varlen_attn`` with the batch's shared prefix once, where the kernel runs; ``--tiny``: ``on``, the SDPA stand-in),
+and, in the same process, ``off`` (the padded path) as the baseline (``--skip-padded`` drops it). The bound: a
+bare prefill-only forward of the same prompts in the same length-sorted batches (no cache, logits at each prompt's
+last position, no generation, no tokenization timed), padded (``model(input_ids, attention_mask)``) and packed
+without prefix sharing; ratios are to the faster of the two (``bound.best``) and to the padded one. Checks: the
+packed attention function against the fp32 reference on segments with and without a shared prefix, rank scores of
+64 prompts packed against padded next to the padded path's own batch-shape noise, and how often the packed and
+padded runs gave the same answers.
+
 Usage:
     python bench/eval_speed.py                 # GPU, full shapes (one H100: ~5 min)
+    python bench/eval_speed.py --batch-size 1024 --skip-mllm --upstream-samples 0 --json $OUT/eval_speed_packed.json
     python bench/eval_speed.py --tiny          # CPU smoke run with tiny shapes
-Prints a compact table; writes eval_speed.json to $OUT when set.
+Prints a compact table; writes the report to --json, else eval_speed.json in $OUT when set.
 """
 
 from __future__ import annotations

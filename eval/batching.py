@@ -4,6 +4,7 @@ Samples are sorted longest first (generate mode: across tasks; rank mode: groupe
 shares one label set), so batches carry little padding and an out-of-memory error shows on the first batch.
 On such an error (``accelerate.utils.should_reduce_batch_size``) the batch is retried at half the size, as
 ``accelerate.utils.find_executable_batch_size`` does for a whole function, and the smaller size is kept.
+Text models' batches are prefilled packed, without padding, where the varlen kernel runs (:mod:`mmla.eval.packed`).
 """
 
 from __future__ import annotations

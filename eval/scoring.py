@@ -5,6 +5,9 @@ sum of the log-probabilities of its target ``"<dimension>: <label>"`` after the
 prompt. The prompt (and the target tokens all labels share, e.g. ``"intent:"``) is
 run once per sample; its KV cache is expanded across the labels and only the
 label-specific tokens are run again.
+
+Text models prefill packed where the varlen kernel runs (``prefill``, :mod:`mmla.eval.packed`): the prompts
+without padding and their shared prefix once; decoding and the label expansion then run as here.
 """
 
 from __future__ import annotations

@@ -282,3 +282,28 @@ def test_packed_attention_refuses_a_padding_mask() -> None:
         kernel_attention_forward(torch.nn.Module(), q, q, q, torch.ones(1, 1, 6, 6), mmla_packed=seg)
     with pytest.raises(RuntimeError, match="--packed-prefill off"):
         kernel_attention_forward(torch.nn.Module(), q, q, q, None)
+
+
+@pytest.mark.parametrize("style", ["upstream", "upstream_sft", "paper"])
+def test_real_prompts_share_a_36_token_prefix_with_smollm2(shared_data, style: str) -> None:
+    """The measurement behind prefix sharing: SmolLM2's system turn and the fixed start of the instruction ("...the
+    speaker says:") are the first 36 tokens of every real prompt of the five tasks, in all three prompt styles."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from mmla.eval.adapters import resolve_model
+
+    folder, gguf = resolve_model(None)
+    smol = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    ad = CausalLMAdapter(model=tiny_llama(8), processor=smol, model_id="smollm2")
+    msgs = []
+    for key in ("mintrec", "meld", "iemocap", "mosi", "mustard"):
+        lines = (shared_data / key / "validation.jsonl").read_text(encoding="utf-8").splitlines()[:40]
+        msgs += [build_messages(get_task(key), json.loads(line)["text"], style=style) for line in lines]
+    inputs = ad.build_inputs(msgs, padding_side="left")
+    plan = _plan(inputs["input_ids"], inputs["attention_mask"], 0, None, share=True)
+    assert plan.prefix.numel() == 36
+    assert smol.decode(plan.prefix).endswith("You are presented with a video in which the speaker says:")
+    real = int(inputs["attention_mask"].sum())
+    assert 0.25 < 36 * len(msgs) / real < 0.36  # the share of prompt tokens computed once instead of per prompt
