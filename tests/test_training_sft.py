@@ -501,14 +501,18 @@ def test_automatic_attention_where_varlen_runs(tiny_lm: Path, sample_release: Pa
     monkeypatch.setattr(attention, "varlen_unavailable_reason", runs_here)
     monkeypatch.setattr(varlen_mod, "varlen_attn", kernel)
     steps = ["--tasks", "mosi", "--max_steps", "1", "--eval_strategy", "no", "--eval_metric_split", "none"]
-    argv = _args(tiny_lm, sample_release, tmp_path / "bf16", *steps, "--dtype", "bfloat16")
+    # --bf16 true (what parse_args sets where the GPU has BF16), no --dtype: the weights follow the training
+    # precision (not TRL's float32 default, which loaded the base in fp32 and fell back to SDPA on the GPU)
+    argv = _args(tiny_lm, sample_release, tmp_path / "bf16", *steps, "--bf16", "true", "--use_cpu", "true")
     trainer = build_trainer(*parse_args(argv), argv)[0]
+    assert trainer.mmla_speed["weights_dtype"] == "bfloat16"
     assert trainer.mmla_speed["attn_implementation"] == "mmla_varlen"
     assert trainer.args.padding_free and trainer.args.train_sampling_strategy == "random"
     trainer.train()
     assert trainer.state.global_step == 1 and trainer.state.log_history[-1]["train_loss"] > 0
     argv = _args(tiny_lm, sample_release, tmp_path / "fp32", *steps)
     fp32 = build_trainer(*parse_args(argv), argv)[0]
+    assert fp32.mmla_speed["weights_dtype"] == "float32"  # no BF16 here: float32 weights, as the user would expect
     assert fp32.mmla_speed["attn_implementation"] == "sdpa" and fp32.model.config._attn_implementation == "sdpa"
     assert not fp32.args.padding_free and fp32.args.train_sampling_strategy == "group_by_length"
 

@@ -215,8 +215,10 @@ def parse_args(argv: Sequence[str] | None = None):
         if not path.is_file():
             raise FileNotFoundError(f"--config {config_path}: no such file")
         recipe = (yaml.safe_load(path.read_text()) or {}).get("recipe")
-    # BF16 where the hardware has it (the paper trains in BF16); TRL's default (True) fails on CPU.
-    parser.set_defaults_with_config(bf16=_bf16_available())
+    # BF16 where the hardware has it (the paper trains in BF16); TRL's default (True) fails on CPU. The weights
+    # follow it (--dtype auto: bfloat16 with --bf16, else float32): TRL's ModelConfig defaults to float32, which
+    # loaded a 7B base in fp32 (twice the memory) and made autocast cast every frozen weight at every step.
+    parser.set_defaults_with_config(bf16=_bf16_available(), dtype="auto")
     if recipe:
         unknown = parser.set_defaults_with_config(**get_recipe(recipe))
         if unknown:

@@ -116,7 +116,7 @@ def _settle_attn_implementation(model: Any, attn: str, *, automatic: bool, multi
     if reason is None:
         return attn
     fallback = "flash_attention_2" if _cuda_with(("flash_attn",)) else "sdpa"
-    logger.info("attention: %s, not %s (%s)", fallback, VARLEN, reason)
+    logger.warning("attention: %s, not %s (%s)", fallback, VARLEN, reason)
     model.set_attn_implementation(fallback)
     return fallback
 
@@ -490,6 +490,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         "checkpointing_plan": plan.as_dict() if plan is not None else None,
         "use_liger_kernel": bool(sft_args.use_liger_kernel),
         "lora_dropout": model_args.lora_dropout,
+        "weights_dtype": str(next(adapter.model.parameters()).dtype).removeprefix("torch."),
     }
     if acc_cb is not None:
         acc_cb.trainer = trainer  # generation on the unwrapped (ZeRO-3: gathered) model; metrics via trainer.log
