@@ -7,6 +7,7 @@ import contextlib
 import io
 import logging
 import os
+import shlex
 import socket
 import sys
 from collections.abc import Callable
@@ -106,7 +107,7 @@ def _free_port() -> str:
         return str(sock.getsockname()[1])
 
 
-def launch(job: Callable[[], int], n: int, *, cpu: bool, command: str = "eval") -> int:
+def launch(job: Callable[[], int], n: int, *, cpu: bool, cli_argv: list[str], command: str = "eval") -> int:
     """Run ``job`` in ``n`` processes forked from this one, through accelerate's ``notebook_launcher``.
 
     Why fork: this process has already imported torch and transformers and loaded and checked the data (the
@@ -116,9 +117,16 @@ def launch(job: Callable[[], int], n: int, *, cpu: bool, command: str = "eval") 
     with the data in memory and only load the model. Each worker's error is printed there as one line;
     here the failure is one line per failed process.
     """
+    import torch
     from accelerate import notebook_launcher
+    from accelerate.state import AcceleratorState
     from accelerate.utils import patch_environment
 
+    if torch.cuda.is_initialized():  # this process used the GPU already (a notebook, a script): no fork
+        return launch_fresh(cli_argv, n, cpu=cpu)
+    # An accelerate state left by earlier work in this process (e.g. a Trainer) is not the workers' state:
+    # each worker sets up its own after the fork. (notebook_launcher refuses to start while one exists.)
+    AcceleratorState._reset_state(reset_partial_state=True)
     threads = int(os.environ.get("OMP_NUM_THREADS") or _threads_per_process(n))
 
     def worker() -> None:
@@ -150,6 +158,29 @@ def launch(job: Callable[[], int], n: int, *, cpu: bool, command: str = "eval") 
         raise RuntimeError(f"evaluation failed ({codes}); the failing process printed its error above") from None
     finally:
         elastic_log.setLevel(level)
+    return 0
+
+
+def launch_fresh(cli_argv: list[str], n: int, *, cpu: bool) -> int:
+    """The same command line in ``n`` fresh processes through accelerate's launcher, run in this process.
+
+    For a process that has initialised CUDA already, which cannot fork workers that use it.
+    """
+    from accelerate.commands.launch import launch_command, launch_command_parser
+    from accelerate.utils import patch_environment
+
+    argv = launch_argv(cli_argv, n)
+    logger.info("launching %d fresh processes: accelerate launch %s", n, shlex.join(argv))
+    env = {"ACCELERATE_USE_CPU": "1"} if cpu else {}
+    try:
+        with patch_environment(**env):
+            launch_command(launch_command_parser().parse_args(argv))
+    except Exception as err:
+        failures = getattr(err, "failures", None)
+        if not failures:
+            raise
+        codes = "; ".join(f"process {rank}: exit code {f.exitcode}" for rank, f in sorted(failures.items()))
+        raise RuntimeError(f"evaluation failed ({codes}); the failing process printed its error above") from None
     return 0
 
 
@@ -222,7 +253,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if text_only is None:
             margs.load(device="cpu")  # the model's own error, before launching processes
         return launch(lambda: _evaluate(eargs, margs, largs, tasks, text_only, loaded, world=largs.num_processes),
-                      largs.num_processes, cpu=margs.device == "cpu")  # fmt: skip
+                      largs.num_processes, cpu=margs.device == "cpu", cli_argv=args.cli_argv)  # fmt: skip
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if largs.num_processes > 1 and world != largs.num_processes:
         logger.warning("--num-processes %d ignored: already launched with WORLD_SIZE=%d", largs.num_processes, world)

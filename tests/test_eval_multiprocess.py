@@ -50,6 +50,9 @@ def test_two_processes_match_one(model_dir: Path, sample_release: Path, tmp_path
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     one = _eval(model_dir, sample_release, tmp_path / "one")
+    from accelerate import PartialState
+
+    PartialState(cpu=True)  # a state left by earlier work in this process (a Trainer, a notebook cell)
     two = _eval(model_dir, sample_release, tmp_path / "two", "--num-processes", "2")
 
     expected = _preds(tmp_path / "one")
