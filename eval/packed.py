@@ -444,6 +444,8 @@ def _run(adapter: Any, plan: _Plan, prefill: Prefill, keep: torch.Tensor | int) 
 @torch.inference_mode()
 def packed_generate(adapter: Any, inputs: Any, prefill: Prefill, *, max_new_tokens: int) -> torch.Tensor:
     """Greedy decoding of a left-padded batch with a packed prefill; the new token ids (batch, new)."""
+    from mmla.eval.scoring import greedy_kwargs  # scoring imports this module lazily too
+
     model, dev = adapter.model, adapter.device
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     longest = int(mask.sum(1).max())
@@ -452,15 +454,7 @@ def packed_generate(adapter: Any, inputs: Any, prefill: Prefill, *, max_new_toke
     _, cache = _run(adapter, plan, prefill, keep=1)
     ids, mask = ids.to(dev), mask.to(dev)
     out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=adapter.pad_token_id,
-        temperature=None,
-        top_p=None,
-        top_k=None,
-        **_generate_cache_kw(model, cache),
+        input_ids=ids, attention_mask=mask, **greedy_kwargs(adapter, max_new_tokens), **_generate_cache_kw(model, cache)
     )
     return out[:, ids.shape[1] :]
 

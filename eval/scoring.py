@@ -44,6 +44,12 @@ def _packs(prefill: Prefill | None, inputs: BatchEncoding, min_tokens: int = 1) 
 
 
 @torch.inference_mode()
+def greedy_kwargs(adapter: ModelAdapter, max_new_tokens: int) -> dict[str, object]:
+    """``generate`` options of every scoring path: greedy, whatever sampling the model's generation config sets."""
+    return {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": adapter.pad_token_id,
+            "temperature": None, "top_p": None, "top_k": None}  # fmt: skip
+
+
 def generate_answers(
     adapter: ModelAdapter, inputs: BatchEncoding, *, max_new_tokens: int = 16, prefill: Prefill | None = None
 ) -> list[str]:
@@ -57,15 +63,7 @@ def generate_answers(
 
         return adapter.decode(packed_generate(adapter, inputs, prefill, max_new_tokens=max_new_tokens))
     inputs = inputs.to(adapter.device)
-    out = adapter.model.generate(
-        **inputs,
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=adapter.pad_token_id,
-        temperature=None,
-        top_p=None,
-        top_k=None,
-    )
+    out = adapter.model.generate(**inputs, **greedy_kwargs(adapter, max_new_tokens))
     return adapter.decode(out[:, inputs["input_ids"].shape[1] :])
 
 
