@@ -38,18 +38,14 @@ import sys
 import time
 from pathlib import Path
 
+from shapes import QWEN2_7B, QWEN2VL_7B_VISION, QWEN2VL_TINY_VISION  # bench/ is on sys.path (the script's folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TASKS = ("mintrec", "meld", "iemocap", "mosi", "mustard")
 TRACE_ENV = "MMLA_SCALING_TRACE"
 
-QWEN2_7B = {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
-            "intermediate_size": 18944, "vocab_size": 152064, "max_position_embeddings": 32768, "rope_theta": 1e6}  # fmt: skip
 QWEN2_TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
               "intermediate_size": 128, "vocab_size": 152064, "max_position_embeddings": 4096}  # fmt: skip
-QWEN2VL_7B_VISION = {"depth": 32, "embed_dim": 1280, "hidden_size": 3584, "num_heads": 16, "mlp_ratio": 4,
-                     "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}  # fmt: skip
-QWEN2VL_TINY_VISION = {"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}  # fmt: skip
 # Qwen2-VL-7B-Instruct's chat template (video/image placeholders), so the processor expands <|video_pad|>.
 QWEN2VL_CHAT = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"

@@ -43,6 +43,7 @@ import zlib
 from pathlib import Path
 
 import torch
+from shapes import QWEN2_7B, QWEN2VL_7B_VISION, QWEN2VL_TINY_VISION  # bench/ is on sys.path (the script's folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,14 +160,8 @@ def mmla_rows(n: int, seed: int = 0) -> dict[str, Rows]:
 
 
 # ------------------------------------------------------------------------------ models
-QWEN2_7B = {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
-            "intermediate_size": 18944, "vocab_size": 152064, "max_position_embeddings": 32768, "rope_theta": 1e6}  # fmt: skip
 QWEN2_TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
               "intermediate_size": 128, "vocab_size": 4096, "max_position_embeddings": 4096}  # fmt: skip
-QWEN2VL_7B_VISION = {"depth": 32, "embed_dim": 1280, "hidden_size": 3584, "num_heads": 16, "mlp_ratio": 4,
-                     "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}  # fmt: skip
-QWEN2VL_TINY_VISION = {"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}  # fmt: skip
 
 
 def random_model(cls, config, device: str, dtype: torch.dtype):
