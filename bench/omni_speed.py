@@ -106,7 +106,6 @@ def _processor(window_s: int) -> Any:
     """Qwen2_5OmniProcessor from local parts: SmolLM2 tokenizer + Omni tokens, Whisper features, Qwen2-VL video."""
     from transformers import (
         AutoTokenizer,
-        PreTrainedTokenizerFast,
         Qwen2_5OmniProcessor,
         Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
@@ -114,16 +113,10 @@ def _processor(window_s: int) -> Any:
     )
 
     from mmla.eval.adapters import resolve_model
-    from mmla.training.testing import OMNI_CHAT_TEMPLATE, OMNI_TOKENS
+    from mmla.training.testing import OMNI_CHAT_TEMPLATE, omni_tokenizer_from
 
     folder, gguf = resolve_model(None)
-    base = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-    base.add_special_tokens({"additional_special_tokens": list(OMNI_TOKENS.values())})
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=base.backend_tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
-        padding_side="left", extra_special_tokens=OMNI_TOKENS,
-    )  # fmt: skip
-    tok.chat_template = OMNI_CHAT_TEMPLATE
+    tok = omni_tokenizer_from(AutoTokenizer.from_pretrained(folder, gguf_file=gguf), padding_side="left")
     return Qwen2_5OmniProcessor(
         image_processor=Qwen2VLImageProcessor(size=VIDEO_PIXELS),
         video_processor=Qwen2VLVideoProcessor(size=VIDEO_PIXELS, cap_pixels_per_frame=False),

@@ -330,17 +330,22 @@ OMNI_CHAT_TEMPLATE = (
 the clip's audio inside it with ``use_audio_in_video``), ``<|audio_bos|><|AUDIO|><|audio_eos|>`` per audio."""
 
 
-def _omni_tokenizer() -> tuple[Any, dict[str, int]]:
-    """The tiny BPE with the Omni tokens added as named special tokens, and their ids."""
+def omni_tokenizer_from(base: Any, *, padding_side: str = "right") -> Any:
+    """``base`` (a fast tokenizer) with Qwen2.5-Omni's multimodal tokens as named special tokens and its template."""
     from transformers import PreTrainedTokenizerFast
 
-    base = tiny_tokenizer(None)
     base.add_special_tokens({"additional_special_tokens": list(OMNI_TOKENS.values())})
     tok = PreTrainedTokenizerFast(
         tokenizer_object=base.backend_tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
-        padding_side="right", extra_special_tokens=OMNI_TOKENS,
+        padding_side=padding_side, extra_special_tokens=OMNI_TOKENS,
     )  # fmt: skip
     tok.chat_template = OMNI_CHAT_TEMPLATE
+    return tok
+
+
+def _omni_tokenizer() -> tuple[Any, dict[str, int]]:
+    """The tiny BPE with the Omni tokens added as named special tokens, and their ids."""
+    tok = omni_tokenizer_from(tiny_tokenizer(None))
     ids = {t: tok.convert_tokens_to_ids(t) for t in [*OMNI_TOKENS.values(), "<|im_end|>", "<|endoftext|>"]}
     return tok, ids
 
