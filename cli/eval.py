@@ -150,12 +150,8 @@ def launch(job: Callable[[], int], n: int, *, cpu: bool, cli_argv: list[str], co
         with patch_environment(**env), contextlib.redirect_stdout(io.StringIO()):
             notebook_launcher(worker, num_processes=n, use_port=_free_port())
     except Exception as err:
-        # torch.distributed.elastic's ChildFailedError: one line per failed process (each printed its error).
-        failures = getattr(getattr(err, "__cause__", None), "failures", None) or getattr(err, "failures", None)
-        if not failures:
-            raise
-        codes = "; ".join(f"process {rank}: exit code {f.exitcode}" for rank, f in sorted(failures.items()))
-        raise RuntimeError(f"evaluation failed ({codes}); the failing process printed its error above") from None
+        _raise_process_failures(err)
+        raise
     finally:
         elastic_log.setLevel(level)
     return 0
@@ -176,24 +172,30 @@ def launch_fresh(cli_argv: list[str], n: int, *, cpu: bool) -> int:
         with patch_environment(**env):
             launch_command(launch_command_parser().parse_args(argv))
     except Exception as err:
-        failures = getattr(err, "failures", None)
-        if not failures:
-            raise
+        _raise_process_failures(err)
+        raise
+    return 0
+
+
+def _raise_process_failures(err: Exception) -> None:
+    """torch.distributed.elastic's ChildFailedError (itself or as the cause): one line naming each failed process
+    (each printed its own error); any other exception is left to the caller."""
+    failures = getattr(err, "failures", None) or getattr(err.__cause__, "failures", None)
+    if failures:
         codes = "; ".join(f"process {rank}: exit code {f.exitcode}" for rank, f in sorted(failures.items()))
         raise RuntimeError(f"evaluation failed ({codes}); the failing process printed its error above") from None
-    return 0
 
 
 def _run_reporting_errors(job: Callable[[], int], command: str) -> int:
     """``job()`` in a worker: a user error becomes one line on stderr and exit code 1, as in :func:`mmla.cli.main.main`."""
+    from mmla.cli.main import USER_ERRORS, error_line
+
     try:
         return int(job() or 0)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+    except USER_ERRORS as err:
         if logging.getLogger().isEnabledFor(logging.DEBUG):  # -v: the traceback
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        rank = os.environ.get("RANK", "?")
-        print(f"mmla {command}: error: process {rank}: {msg}", file=sys.stderr)
+        print(error_line(command, err, process=os.environ.get("RANK", "?")), file=sys.stderr)
         return 1
 
 

@@ -25,6 +25,17 @@ COMMAND_MODULES = (
 )
 
 
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, RuntimeError)
+"""What a command reports as one line (bad input, a refused option); anything else keeps its traceback."""
+
+
+def error_line(command: str, err: BaseException, *, process: str | None = None) -> str:
+    """``mmla <command>: error: [process <rank>: ]<message>`` (a KeyError without its quotes)."""
+    msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+    where = f"process {process}: " if process is not None else ""
+    return f"mmla {command}: error: {where}{msg}"
+
+
 def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
     """``allow_abbrev=False`` on ``parser`` and every (nested) subcommand parser.
 
@@ -66,12 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+    except USER_ERRORS as err:
         # Expected user errors: one clear line, no traceback (use -v for it).
         if args.verbose:
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"mmla {args.command}: error: {msg}", file=sys.stderr)
+        print(error_line(args.command, err), file=sys.stderr)
         return 1
 
 
