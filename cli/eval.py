@@ -180,9 +180,10 @@ def launch_fresh(cli_argv: list[str], n: int, *, cpu: bool) -> int:
 def _raise_process_failures(err: Exception) -> None:
     """torch.distributed.elastic's ChildFailedError (itself or as the cause): one line naming each failed process
     (each printed its own error); any other exception is left to the caller."""
-    failures = getattr(err, "failures", None) or getattr(err.__cause__, "failures", None)
-    if failures:
-        codes = "; ".join(f"process {rank}: exit code {f.exitcode}" for rank, f in sorted(failures.items()))
+    from mmla.cli.main import process_failures
+
+    codes = process_failures(err)
+    if codes:
         raise RuntimeError(f"evaluation failed ({codes}); the failing process printed its error above") from None
 
 

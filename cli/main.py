@@ -36,6 +36,15 @@ def error_line(command: str, err: BaseException, *, process: str | None = None) 
     return f"mmla {command}: error: {where}{msg}"
 
 
+def process_failures(err: BaseException) -> str | None:
+    """``process 1: exit code 1; ...`` for torch.distributed.elastic's ChildFailedError (itself or as the cause of
+    ``err``), else None: a launcher's failure told in one line (each failed process printed its own error)."""
+    failures = getattr(err, "failures", None) or getattr(err.__cause__, "failures", None)
+    if not failures:
+        return None
+    return "; ".join(f"process {rank}: exit code {f.exitcode}" for rank, f in sorted(failures.items()))
+
+
 def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
     """``allow_abbrev=False`` on ``parser`` and every (nested) subcommand parser.
 

@@ -63,11 +63,11 @@ def launch(sft_args: list[str], *, accelerate: str = "single_gpu", num_processes
     except ImportError as err:  # e.g. a DeepSpeed config without deepspeed installed
         raise RuntimeError(f"accelerate launch --config_file {accelerate_config(accelerate)}: {err}") from None
     except Exception as err:
-        # torch.distributed.elastic's ChildFailedError (multi-GPU launcher): one line per failed process.
-        failures = getattr(err, "failures", None)
-        if not failures:
+        from mmla.cli.main import process_failures
+
+        code = process_failures(err)  # the multi-GPU launcher's ChildFailedError: one line per failed process
+        if not code:
             raise
-        code = "; ".join(f"process {rank}: exit code {f.exitcode}" for rank, f in sorted(failures.items()))
     if code not in (0, None):
         raise RuntimeError(f"training failed ({code if isinstance(code, str) else f'exit code {code}'}); "
                            "the failing process printed its error above")  # fmt: skip
