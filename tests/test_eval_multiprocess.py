@@ -113,3 +113,19 @@ def test_forked_workers_report_an_error_in_one_line_each(model_dir: Path, sample
     assert 1 <= len(workers) <= 2 and {w.split(":")[2].strip() for w in workers} <= {"process 0", "process 1"}
     assert all("exceeds the model's context" in line for line in workers), proc.stderr
     assert summary.startswith("mmla eval: error: evaluation failed (process ")
+
+
+def test_a_process_that_used_cuda_launches_fresh_interpreters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forking needs CUDA untouched in the parent; where it was initialised, the same command line goes to
+    accelerate's launcher (fresh interpreters) instead of notebook_launcher."""
+    import torch
+
+    import mmla.cli.eval as cli_eval
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(cli_eval, "launch_fresh", lambda argv, n, *, cpu: calls.append((argv, n, cpu)) or 0)
+    monkeypatch.setattr("accelerate.notebook_launcher", lambda *a, **k: pytest.fail("forked after CUDA was used"))
+    assert cli_eval.launch(lambda: 0, 2, cpu=False, cli_argv=["eval", "--tasks", "mosi"]) == 0
+    assert calls == [(["eval", "--tasks", "mosi"], 2, False)]
+    assert cli_eval.launch_argv(["eval"], 2)[-2:] == ["mmla.cli", "eval"]  # what that launcher runs in each process
