@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from mmla.eval.packed import varlen_kernel_kwargs, varlen_reference
+from mmla.eval.packed import varlen_attention, varlen_reference
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +158,6 @@ def _make_forward(kernel: bool):
 
 def _varlen_kernel(module: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
                    cu_k: torch.Tensor, max_q: int, max_k: int, scaling: float | None) -> torch.Tensor:  # fmt: skip
-    from torch.nn.attention import varlen
-
     dtype = q.dtype
     if dtype not in _HALF:  # PEFT can upcast activations to fp32: back to the model's half dtype, as FA2 does
         from transformers.integrations.flash_attention import get_target_dtype
@@ -167,20 +165,12 @@ def _varlen_kernel(module: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
         target = get_target_dtype(q, module) or torch.bfloat16
         target = target if target in _HALF else torch.bfloat16
         q, k, v = q.to(target), k.to(target), v.to(target)
-    kwargs = _kernel_kwargs(varlen.varlen_attn, q, k, scaling)
-    if "_prescale" in kwargs:  # an API without `scale`: the kernel's own 1/sqrt(D), so scale q instead
-        q = q * kwargs.pop("_prescale")
-    device = q.device
-    out = varlen.varlen_attn(
-        q, k, v, cu_q.to(device, torch.int32), cu_k.to(device, torch.int32), max_q, max_k, **kwargs
-    )
-    return out.to(dtype)
+    return varlen_attention(q, k, v, cu_q, cu_k, max_q, max_k, scaling, reference=False).to(dtype)
 
 
-# The kernel's arguments in each torch API and the per-segment SDPA reference are shared with the packed prefill of
-# evaluation (mmla.eval.packed); the reference aligns causal masking bottom-right, the same as top-left here (a
+# The kernel call (each torch API's arguments) and the per-segment SDPA reference are shared with the packed prefill
+# of evaluation (mmla.eval.packed); the reference aligns causal masking bottom-right, the same as top-left here (a
 # padding-free training row has as many queries as keys).
-_kernel_kwargs = varlen_kernel_kwargs
 _varlen_reference = varlen_reference
 
 
