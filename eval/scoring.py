@@ -43,13 +43,13 @@ def _packs(prefill: Prefill | None, inputs: BatchEncoding, min_tokens: int = 1) 
     return int(inputs["attention_mask"].sum(1).min()) >= min_tokens
 
 
-@torch.inference_mode()
 def greedy_kwargs(adapter: ModelAdapter, max_new_tokens: int) -> dict[str, object]:
     """``generate`` options of every scoring path: greedy, whatever sampling the model's generation config sets."""
     return {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": adapter.pad_token_id,
             "temperature": None, "top_p": None, "top_k": None}  # fmt: skip
 
 
+@torch.inference_mode()
 def generate_answers(
     adapter: ModelAdapter, inputs: BatchEncoding, *, max_new_tokens: int = 16, prefill: Prefill | None = None
 ) -> list[str]:

@@ -130,6 +130,22 @@ def test_reference_attention_aligns_causal_masking_bottom_right() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- the two modes
+def test_scoring_runs_every_forward_without_autograd(tok) -> None:
+    """Both modes, packed or padded, run every forward under inference mode (``generate`` alone would give
+    ``no_grad``; the packed prefill is a plain forward)."""
+    ad = _adapter(tok, "llama")
+    inputs = _inputs(ad)
+    seen: list[bool] = []
+    hook = ad.model.register_forward_pre_hook(lambda *_: seen.append(torch.is_inference_mode_enabled()))
+    try:
+        generate_answers(ad, inputs, max_new_tokens=2, prefill=ON)
+        generate_answers(ad, inputs, max_new_tokens=2)
+        rank_scores(ad, inputs, candidate_token_ids(ad, ["intent: joke", "intent: thank"]), prefill=ON)
+    finally:
+        hook.remove()
+    assert seen and all(seen)
+
+
 @pytest.mark.parametrize("share", [True, False])
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_generate_gives_the_padded_paths_tokens(tok, family: str, share: bool) -> None:
