@@ -97,21 +97,40 @@ class Prefill:
         return "packed (varlen_attn)" if self.kernel == KERNEL else "packed (SDPA reference)"
 
 
-def kernel_unavailable_reason(dtype: torch.dtype | None, device: torch.device | str | None) -> str | None:
-    """Why ``varlen_attn`` cannot run for a model of ``dtype`` on ``device`` (``None``: it can)."""
+def kernel_unavailable_reason(dtype: torch.dtype | str | None = None, device: Any = None) -> str | None:
+    """Why ``varlen_attn`` cannot run for a model of ``dtype`` on ``device`` (``None``: it can): torch version,
+    CUDA, GPU generation, dtype. ``dtype`` None: not checked; ``device`` None: this process's CUDA device.
+    Training's padding-free batches ask the same (``mmla.training.attention.varlen_unavailable_reason``)."""
     try:
         from torch.nn.attention.varlen import varlen_attn  # noqa: F401
     except ImportError:
         return f"torch {torch.__version__} has no torch.nn.attention.varlen.varlen_attn (needs >= 2.10)"
-    device = torch.device(device) if device is not None else None
-    if device is None or device.type != "cuda" or not torch.cuda.is_available():
+    if not torch.cuda.is_available() or (device is not None and torch.device(device).type != "cuda"):
         return "varlen_attn runs on CUDA only"
     if torch.version.hip is None:
         major, minor = torch.cuda.get_device_capability(device)
         if major < 8:
             return f"FlashAttention-2 needs an sm80+ GPU (this one is sm{major}{minor})"
-    if dtype not in _HALF:
-        return f"varlen_attn takes float16/bfloat16 only (the model runs in {dtype})"
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    if dtype is not None and dtype not in _HALF:
+        return f"varlen_attn takes float16/bfloat16 only (the model is in {dtype})"
+    return None
+
+
+def config_unsupported_reason(config: Any, *, training: bool = False) -> str | None:
+    """Why a model config cannot use the varlen attention functions: sliding windows, soft-capping, and in
+    ``training`` attention dropout (inactive in evaluation)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layer_types = getattr(text, "layer_types", None) or []
+    if any(t != "full_attention" for t in layer_types):
+        return f"layer types {sorted(set(layer_types))} (only full attention is supported)"
+    if getattr(text, "attn_logit_softcapping", None):
+        return "attention logit soft-capping"
+    if getattr(text, "use_sliding_window", False) and getattr(text, "sliding_window", None):
+        return "sliding-window attention"
+    if training and getattr(text, "attention_dropout", 0.0):
+        return f"attention dropout {text.attention_dropout}"
     return None
 
 
@@ -130,14 +149,7 @@ def model_unsupported_reason(adapter: Any) -> str | None:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     if not getattr(text, "is_causal", True) or getattr(text, "is_encoder_decoder", False):
         return "not a causal decoder"
-    layer_types = getattr(text, "layer_types", None) or []
-    if any(t != "full_attention" for t in layer_types):
-        return f"layer types {sorted(set(layer_types))} (only full attention is supported)"
-    if getattr(text, "use_sliding_window", False) and getattr(text, "sliding_window", None):
-        return "sliding-window attention"
-    if getattr(text, "attn_logit_softcapping", None):
-        return "attention logit soft-capping"
-    return None
+    return config_unsupported_reason(config)
 
 
 def resolve_prefill(adapter: Any, setting: str = "auto") -> Prefill:

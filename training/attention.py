@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 
-from mmla.eval.packed import varlen_attention, varlen_reference
+from mmla.eval.packed import config_unsupported_reason as _config_unsupported_reason
+from mmla.eval.packed import kernel_unavailable_reason, varlen_attention, varlen_reference
 
 logger = logging.getLogger(__name__)
 
@@ -40,38 +41,13 @@ _HALF = (torch.float16, torch.bfloat16)
 
 
 # ----------------------------------------------------------------------------------------------- availability
-def varlen_unavailable_reason(dtype: torch.dtype | str | None = None, device: Any = None) -> str | None:
-    """Why ``varlen_attn`` cannot train here (``None``: it can): torch version, CUDA, GPU generation, dtype."""
-    try:
-        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
-    except ImportError:
-        return f"torch {torch.__version__} has no torch.nn.attention.varlen.varlen_attn (needs >= 2.10)"
-    if not torch.cuda.is_available():
-        return "varlen_attn runs on CUDA only"
-    if torch.version.hip is None:
-        major, minor = torch.cuda.get_device_capability(device)
-        if major < 8:
-            return f"FlashAttention-2 needs an sm80+ GPU (this one is sm{major}{minor})"
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype, None)
-    if dtype is not None and dtype not in _HALF:
-        return f"varlen_attn takes float16/bfloat16 only (the model trains in {dtype})"
-    return None
+# The same questions as the packed prefill of evaluation (mmla.eval.packed); training also refuses attention dropout.
+varlen_unavailable_reason = kernel_unavailable_reason
 
 
 def config_unsupported_reason(config: Any) -> str | None:
-    """Why a model config cannot use the varlen functions (sliding windows, soft-capping, attention dropout)."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    layer_types = getattr(text, "layer_types", None) or []
-    if any(t != "full_attention" for t in layer_types):
-        return f"layer types {sorted(set(layer_types))} (only full attention is supported)"
-    if getattr(text, "attn_logit_softcapping", None):
-        return "attention logit soft-capping"
-    if getattr(text, "use_sliding_window", False) and getattr(text, "sliding_window", None):
-        return "sliding-window attention"
-    if getattr(text, "attention_dropout", 0.0):
-        return f"attention dropout {text.attention_dropout}"
-    return None
+    """Why a model config cannot train with the varlen functions (sliding windows, soft-capping, attention dropout)."""
+    return _config_unsupported_reason(config, training=True)
 
 
 # ----------------------------------------------------------------------------------------------- the functions
