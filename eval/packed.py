@@ -410,34 +410,25 @@ def _to(seg: PackedSegments, dev: torch.device) -> PackedSegments:
                           seg.max_k, index_k)  # fmt: skip
 
 
-def _cache_kw(model: torch.nn.Module, cache: Any) -> dict[str, Any]:
-    from mmla.eval.scoring import _cache_kw as kw
-
-    return kw(model, cache)
-
-
-def _cache_of(out: Any) -> Any:
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
-
-
 def _run(adapter: Any, plan: _Plan, prefill: Prefill, keep: torch.Tensor | int) -> tuple[torch.Tensor, Any]:
     """The prefix forward (if any) and the packed forward; returns (kept logits, the padded DynamicCache)."""
     from transformers import DynamicCache
+
+    from mmla.eval.scoring import cache_kwargs, cache_of  # scoring imports this module lazily
 
     model, dev = adapter.model, adapter.device
     cache = None
     if plan.prefix.numel():
         out = model(input_ids=plan.prefix[None].to(dev), use_cache=True, logits_to_keep=1)
-        cache = _cache_of(out)
+        cache = cache_of(out)
         del out
     seg = _to(plan.segments, dev)
-    extra = _cache_kw(model, cache) if cache is not None else {}
+    extra = cache_kwargs(model, cache) if cache is not None else {}
     keep_dev = keep.to(dev) if isinstance(keep, torch.Tensor) else keep
     with _attention(model, prefill.kernel or REFERENCE):
         out = model(input_ids=plan.tokens[None].to(dev), position_ids=plan.positions[None].to(dev), use_cache=True,
                     logits_to_keep=keep_dev, mmla_packed=seg, **extra)  # fmt: skip
-    packed = _cache_of(out)
+    packed = cache_of(out)
     logits = out.logits[0]
     del out
     gather = plan.gather.to(dev)
@@ -456,7 +447,7 @@ def _run(adapter: Any, plan: _Plan, prefill: Prefill, keep: torch.Tensor | int) 
 @torch.inference_mode()
 def packed_generate(adapter: Any, inputs: Any, prefill: Prefill, *, max_new_tokens: int) -> torch.Tensor:
     """Greedy decoding of a left-padded batch with a packed prefill; the new token ids (batch, new)."""
-    from mmla.eval.scoring import greedy_kwargs  # scoring imports this module lazily too
+    from mmla.eval.scoring import cache_kwargs, greedy_kwargs  # scoring imports this module lazily
 
     model, dev = adapter.model, adapter.device
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
@@ -466,16 +457,12 @@ def packed_generate(adapter: Any, inputs: Any, prefill: Prefill, *, max_new_toke
     _, cache = _run(adapter, plan, prefill, keep=1)
     ids, mask = ids.to(dev), mask.to(dev)
     out = model.generate(
-        input_ids=ids, attention_mask=mask, **greedy_kwargs(adapter, max_new_tokens), **_generate_cache_kw(model, cache)
+        input_ids=ids,
+        attention_mask=mask,
+        **greedy_kwargs(adapter, max_new_tokens),
+        **cache_kwargs(model, cache, "prepare_inputs_for_generation"),
     )
     return out[:, ids.shape[1] :]
-
-
-def _generate_cache_kw(model: Any, cache: Any) -> dict[str, Any]:
-    """``generate`` takes ``cache=`` from transformers 5.24 on (``past_key_values`` before)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"cache": cache} if "cache" in inspect.signature(base.prepare_inputs_for_generation).parameters else {
-        "past_key_values": cache}  # fmt: skip
 
 
 @torch.inference_mode()

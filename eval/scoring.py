@@ -67,10 +67,18 @@ def generate_answers(
     return adapter.decode(out[:, inputs["input_ids"].shape[1] :])
 
 
-def _cache_kw(model: torch.nn.Module, cache: object) -> dict[str, object]:
-    """transformers >= 5.24 names the argument ``cache``; older and remote-code models ``past_key_values``."""
+def cache_kwargs(model: torch.nn.Module, cache: object, method: str = "forward") -> dict[str, object]:
+    """The cache argument of ``model.<method>`` (``forward``; ``prepare_inputs_for_generation`` for ``generate``):
+    transformers >= 5.24 names it ``cache``, older and remote-code models ``past_key_values``."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"cache": cache} if "cache" in inspect.signature(base.forward).parameters else {"past_key_values": cache}
+    params = inspect.signature(getattr(base, method)).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+
+
+def cache_of(out: object) -> object:
+    """The KV cache a forward returned (``cache`` from transformers 5.24 on, ``past_key_values`` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _common_prefix(cands: Sequence[Sequence[int]]) -> int:
@@ -143,7 +151,7 @@ def rank_scores(
             extras["position_ids"] = pos
         out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=k + 1, **extras)
         logits = out.logits[:, -(k + 1) :]  # (B, k+1, V): position j predicts shared[j]; the last the first label
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache = cache_of(out)
         last = pos[:, -1]
         del out
     score = _token_logprobs(logits[:, :k], shared.expand(bsz, k)).sum(-1) if k else logits.new_zeros(bsz).float()
@@ -170,7 +178,7 @@ def rank_scores(
         if continuation is not None:
             feed_pos = continuation(feed_pos, rows, n_cand)
         out2 = model(
-            input_ids=feed, attention_mask=feed_mask, position_ids=feed_pos, use_cache=True, **_cache_kw(model, sub)
+            input_ids=feed, attention_mask=feed_mask, position_ids=feed_pos, use_cache=True, **cache_kwargs(model, sub)
         )
         lp = _token_logprobs(out2.logits, suf[:, 1:].repeat(nb, 1)) * suf_mask[:, 1:].repeat(nb, 1)
         tails.append(lp.sum(-1).view(nb, n_cand))
