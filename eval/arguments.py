@@ -31,6 +31,15 @@ def parse_modalities(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in items)
 
 
+def check_modalities(value: str | Sequence[str], text_only: bool | None, *, text_only_option: str) -> str:
+    """``--modalities`` in canonical form (``"text,video"``), refused when it contradicts a text-only switch
+    (``text_only_option``: how the switch is written in that command)."""
+    shown = ",".join(parse_modalities(value))
+    if text_only and shown != "text":
+        raise ValueError(f"{text_only_option} contradicts --modalities {shown}; pass one of them")
+    return shown
+
+
 def _help(text: str, **extra: Any) -> dict[str, Any]:
     return {"help": text, **extra}
 
@@ -112,9 +121,7 @@ class EvalArguments:
         if self.fps is not None and self.fps <= 0:
             raise ValueError(f"--fps must be > 0 (got {self.fps})")
         if self.modalities is not None:
-            parse_modalities(self.modalities)
-            if self.text_only and self.modalities.replace(" ", "") != "text":
-                raise ValueError(f"--text-only contradicts --modalities {self.modalities}; pass one of them")
+            check_modalities(self.modalities, self.text_only, text_only_option="--text-only")
         if self.packed_prefill not in ("auto", "on", "off"):
             raise ValueError(f"--packed-prefill {self.packed_prefill!r}: choose one of auto, on, off")
 

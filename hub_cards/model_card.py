@@ -97,6 +97,7 @@ def eval_results(run: RunResults, *, model_name: str | None = None) -> list[Eval
 def eval_result_files(run: RunResults) -> dict[str, str]:
     """``.eval_results/<task>.yaml`` contents (the Hub's newer format, notes §3.2): ACC per task."""
     files = {}
+    mark = modality_mark(run)  # a run fed audio says what the model was shown
     for key, entry in run.tasks.items():
         if not entry.n:
             continue  # every sample skipped: no ACC to report
@@ -106,7 +107,7 @@ def eval_result_files(run: RunResults) -> dict[str, str]:
             value=round(float(entry.metrics["acc"]), 2),
             notes=f"{run.method_label}, {run.split} split, {run.protocol_text.replace('`', '')}, ACC (%), "
             f"data: {run.data_source.describe().replace('`', '')}, "
-            + (f"shown: {modality_mark(run)}, " if modality_mark(run) else "")
+            + (f"shown: {mark}, " if mark else "")
             + f"mmla {run.mmla_version or ''}".strip(),
         )
         files[f".eval_results/{key}.yaml"] = yaml.safe_dump(eval_result_entries_to_yaml([result]), sort_keys=False)

@@ -227,12 +227,11 @@ def parse_args(argv: Sequence[str] | None = None):
     from mmla.eval.prompts import normalize_style
 
     mmla_args.prompt_style = normalize_style(mmla_args.prompt_style)  # a typo fails here, not mid-way through data
-    if mmla_args.modalities is not None:
-        from mmla.eval.arguments import parse_modalities
+    if mmla_args.modalities is not None:  # and here, before the model loads
+        from mmla.eval.arguments import check_modalities
 
-        mmla_args.modalities = ",".join(parse_modalities(mmla_args.modalities))  # and here, before the model loads
-        if mmla_args.text_only and mmla_args.modalities != "text":
-            raise ValueError(f"--text_only true contradicts --modalities {mmla_args.modalities}; pass one of them")
+        mmla_args.modalities = check_modalities(mmla_args.modalities, mmla_args.text_only,
+                                                text_only_option="--text_only true")  # fmt: skip
     return mmla_args, sft_args, model_args
 
 
