@@ -301,8 +301,9 @@ def check_agreement(adapter, batches: list, prefill, n: int = 64) -> dict:
 
 
 def _timed_runs(adapter, data: dict, warm: dict, mode: str, args: argparse.Namespace, device: str,
-                packed_prefill: str) -> tuple[dict, dict]:  # fmt: skip
-    """Warm-up, then a cold and a warm full pass of ``evaluate_tasks``; (figures, the warm pass's predictions)."""
+                packed_prefill: str, profile: str | None = None) -> tuple[dict, dict]:  # fmt: skip
+    """Warm-up, then a cold and a warm full pass of ``evaluate_tasks``; (figures, the warm pass's predictions).
+    ``profile``: a folder for a third pass under ``torch.profiler`` (not timed)."""
     from mmla.eval.cache import read_predictions
     from mmla.eval.runner import evaluate_tasks
 
@@ -323,6 +324,16 @@ def _timed_runs(adapter, data: dict, warm: dict, mode: str, args: argparse.Names
             runs.append(time.perf_counter() - t0)
             preds = {k: read_predictions(Path(tmp, "predictions", f"{k}.jsonl"), repair=False) for k in data}
         assert out["overall"]["n"] == n
+    if profile:
+        from profiling import StepProfiler
+
+        prof = StepProfiler(f"eval_{mode}", Path(profile), device.startswith("cuda"))
+        with tempfile.TemporaryDirectory() as tmp:
+            prof.start()
+            evaluate_tasks(adapter, list(data), data, "test", mode=mode, batch_size=args.batch_size, output_dir=tmp,
+                           show_progress=False, max_new_tokens=args.max_new_tokens, n_bootstrap=0,
+                           packed_prefill=packed_prefill)  # fmt: skip
+            prof.stop(1)
     dt = runs[1]
     fig = {"samples_per_s": round(n / dt, 2), "seconds": round(dt, 2), "cold_samples_per_s": round(n / runs[0], 2),
            "cold_seconds": round(runs[0], 2), "prefill": out["timing"]["prefill"]}  # fmt: skip
@@ -384,7 +395,8 @@ def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype) -> dic
     for mode in args.modes:
         preds = {}
         for setting, key in runs:
-            fig, preds[setting] = _timed_runs(adapter, data, warm, mode, args, device, setting)
+            prof = args.profile if setting == args.packed_prefill else None
+            fig, preds[setting] = _timed_runs(adapter, data, warm, mode, args, device, setting, prof)
             fig["x_bound"] = round(fig["samples_per_s"] / bound["samples_per_s"], 3)
             fig["x_padded_bound"] = round(fig["samples_per_s"] / bound["padded"]["samples_per_s"], 3)
             if key:
@@ -578,6 +590,8 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--mllm-batch-size", type=int, default=None)
     p.add_argument("--skip-mllm", action="store_true")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="profile one more warm pass of each mode (main setting) into DIR: top kernels, ranges")  # fmt: skip
     p.add_argument("--json", default=None, help="write the report here (default: $OUT/eval_speed.json if $OUT is set)")
     args = p.parse_args()
     args.modes = args.modes.split(",")

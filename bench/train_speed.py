@@ -37,11 +37,11 @@ import random
 import shlex
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from profiling import StepProfiler, sync  # bench/ is on sys.path (the script's folder)
 
 PEAK_BF16 = 989e12  # H100 SXM dense BF16
 LENGTHS = Path(__file__).with_name("mmla_train_lengths.json")
@@ -112,116 +112,6 @@ def _rates(tokens: float, seconds: float, flops: dict[str, float], peak: float) 
     }
 
 
-# ----------------------------------------------------------------------------------------------- profiling
-_CATEGORIES = (
-    ("gemm", ("gemm", "gemv", "xmma", "cutlass", "nvjet", "cublas", "wgmma", "sm90_", "sm80_", "aten::mm", "addmm",
-              "aten::bmm", "aten::matmul", "aten::linear", "mmbackward")),
-    ("attention", ("flash", "fmha", "attention", "attn")),
-    ("lm head (chunked log-probs)", ("logprob",)),
-    ("optimizer", ("multi_tensor", "foreach", "adam")),
-    ("liger/triton", ("triton", "liger", "_rms_norm", "_swiglu", "_rope", "geglu")),
-    ("copy/cast", ("copy", "cast", "memcpy", "memset", "to_copy", "cat")),
-    ("reduce/norm", ("reduce", "norm", "softmax", "sum", "mean")),
-    ("elementwise", ("elementwise", "vectorized", "unrolled", "silu", "mul", "add", "sub", "exp", "rsqrt", "pow")),
-)  # fmt: skip
-
-
-def _category(name: str) -> str:
-    low = name.lower()
-    return next((cat for cat, keys in _CATEGORIES if any(k in low for k in keys)), "other")
-
-
-class StepProfiler:
-    """``torch.profiler`` over a window of steps; writes the top kernels (CUDA) or ops (CPU) with their share."""
-
-    def __init__(self, name: str, out_dir: Path, cuda: bool, top: int = 30) -> None:
-        from torch.profiler import ProfilerActivity, profile
-
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-        self.prof = profile(activities=acts, record_shapes=False)
-        self.name, self.out_dir, self.cuda, self.top = name, out_dir, cuda, top
-        self.t0 = 0.0
-        self.steps = 0
-        self.summary: dict[str, Any] | None = None
-
-    def start(self) -> None:
-        _sync()
-        self.prof.start()
-        self.t0 = time.perf_counter()
-
-    def stop(self, steps: int) -> dict[str, Any]:
-        _sync()
-        wall = time.perf_counter() - self.t0
-        self.prof.stop()
-        self.steps = steps
-        self.summary = self._write(wall)
-        return self.summary
-
-    def _write(self, wall: float) -> dict[str, Any]:
-        totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        if self.cuda:
-            from torch.autograd import DeviceType
-
-            for e in self.prof.events():
-                if e.device_type == DeviceType.CUDA:
-                    totals[e.name][0] += e.time_range.elapsed_us()
-                    totals[e.name][1] += 1
-            unit = "CUDA"
-        else:
-            for e in self.prof.key_averages():
-                if e.self_cpu_time_total > 0:
-                    totals[e.key][0] += e.self_cpu_time_total
-                    totals[e.key][1] += e.count
-            unit = "CPU (self)"
-        busy_us = sum(t for t, _ in totals.values())
-        rows = sorted(totals.items(), key=lambda kv: -kv[1][0])
-        cats: dict[str, float] = defaultdict(float)
-        for name, (t, _) in rows:
-            cats[_category(name)] += t
-        summary = {
-            "run": self.name,
-            "steps": self.steps,
-            "wall_ms_per_step": round(1e3 * wall / max(1, self.steps), 2),
-            "time": unit,
-            f"{unit.split()[0].lower()}_ms_per_step": round(busy_us / 1e3 / max(1, self.steps), 2),
-            "busy_fraction": round(busy_us / 1e6 / wall, 3) if self.cuda and wall else None,
-            "categories": {c: round(100 * t / busy_us, 2) for c, t in sorted(cats.items(), key=lambda kv: -kv[1])},
-            "top": [
-                {
-                    "name": name,
-                    "share_pct": round(100 * t / busy_us, 2),
-                    "ms_per_step": round(t / 1e3 / self.steps, 3),
-                    "calls_per_step": round(n / self.steps, 1),
-                }
-                for name, (t, n) in rows[: self.top]
-            ],
-        }
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / f"profile_{self.name}.json").write_text(json.dumps(summary, indent=2) + "\n")
-        lines = [
-            f"# {self.name}: {self.steps} steps, {summary['wall_ms_per_step']} ms/step wall"
-            + (f", GPU busy {100 * summary['busy_fraction']:.1f}%" if summary["busy_fraction"] is not None else ""),
-            "",
-            f"| category | share of {unit} time % |",
-            "|---|---:|",
-            *(f"| {c} | {s} |" for c, s in summary["categories"].items()),
-            "",
-            f"| # | kernel / op | share of {unit} time % | ms/step | calls/step |",
-            "|---:|---|---:|---:|---:|",
-            *(
-                f"| {i} | `{r['name'][:110]}` | {r['share_pct']} | {r['ms_per_step']} | {r['calls_per_step']} |"
-                for i, r in enumerate(summary["top"], 1)
-            ),
-        ]
-        (self.out_dir / f"profile_{self.name}.md").write_text("\n".join(lines) + "\n")
-        return summary
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def _free() -> None:
     gc.collect()
     if torch.cuda.is_available():
@@ -249,12 +139,12 @@ class Windows:
             def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
                 step = state.global_step
                 if step == outer.warmup:
-                    _sync()
+                    sync()
                     outer.t0, outer.tok0 = time.perf_counter(), state.num_input_tokens_seen
                     if torch.cuda.is_available():
                         torch.cuda.reset_peak_memory_stats()
                 elif step == outer.warmup + outer.timed:
-                    _sync()
+                    sync()
                     outer.t1, outer.tok1 = time.perf_counter(), state.num_input_tokens_seen
                     outer.peak = _peak_gib()
                     if outer.profiler is not None:
@@ -306,8 +196,10 @@ def check_varlen_equivalence(peft_model: Any, ds: Any, attn: str, n_rows: int = 
     return out
 
 
-def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[str, Any]:
+def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path, keep_lora_casts: bool = False) -> dict[str, Any]:
+    """``keep_lora_casts``: the ablation of ``training/lora_casts.py`` (PEFT's input casts kept under autocast)."""
     import mmla.training.data as data_mod
+    import mmla.training.lora_casts as lora_casts
     from mmla.loaders.tasks import resolve_tasks
     from mmla.training.attention import REFERENCE, is_varlen
     from mmla.training.config import get_recipe, parse_args
@@ -343,12 +235,15 @@ def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[str
     def fake_data(*a: Any, **k: Any) -> Any:
         return data_mod.TrainingData(train=ds, eval={}, tasks=tasks, train_counts={tasks[0].key: len(ds)})
 
-    profiler = StepProfiler("toolkit", out_dir, cuda) if args.profile else None
+    name = "toolkit_casts_kept" if keep_lora_casts else "toolkit"
+    profiler = StepProfiler(name, out_dir, cuda) if args.profile else None
     windows = Windows(args.warmup, args.steps, profiler, args.profile_steps)
     with (
         _patched(os.environ, RANDOM_INIT_ENV, "1"),
         _patched(data_mod, "load_training_data", fake_data),
-    ):
+        _patched(lora_casts, "skip_lora_input_casts_under_autocast",
+                 (lambda model: 0) if keep_lora_casts else lora_casts.skip_lora_input_casts_under_autocast),
+    ):  # fmt: skip
         mmla_args, sft_args, model_args = parse_args(argv)
         sft_args.include_num_input_tokens_seen = "non_padding"  # real tokens only (the CLI takes only true/false)
         trainer, _, _ = build_trainer(mmla_args, sft_args, model_args, argv)
@@ -363,7 +258,7 @@ def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[str
     scored = sum(a for _, a in lengths) / sum(per_row) if _use_triton(trainer.model.device) else 1.0
     flops = flop_counts(cfg, lora_r, per_row, scored)
     res = {
-        "run": "toolkit (training/sft.py)",
+        "run": "toolkit (training/sft.py)" + (", LoRA input casts kept (ablation)" if keep_lora_casts else ""),
         "recipe": args.recipe,
         "argv": argv[argv.index("--max_steps") :],
         "speed_settings": speed,
@@ -448,12 +343,12 @@ def bench_baseline(args: argparse.Namespace, cfg: Any, out_dir: Path) -> dict[st
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step == args.warmup:
-            _sync()
+            sync()
             t0 = time.perf_counter()
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
         elif step == args.warmup + args.steps:
-            _sync()
+            sync()
             t1 = time.perf_counter()
             peak = _peak_gib()
             if profiler is not None:
@@ -572,6 +467,8 @@ def main() -> None:
     ap.add_argument("--baseline-batch", type=int, default=16)
     ap.add_argument("--baseline-len", type=int, default=256)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--ablate-lora-casts", action="store_true",
+                    help="also run the toolkit with PEFT's LoRA input casts kept (training/lora_casts.py off)")  # fmt: skip
     ap.add_argument("--video-batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=25, help="timed steps (after the warm-up)")
     ap.add_argument("--warmup", type=int, default=5)
@@ -589,6 +486,8 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     if args.only in (None, "llm"):
         results.append(bench_toolkit(args, cfg, out_dir))
+        if args.ablate_lora_casts:
+            results.append(bench_toolkit(args, cfg, out_dir, keep_lora_casts=True))
         if not args.no_baseline:
             results.append(bench_baseline(args, cfg, out_dir))
     if args.only in (None, "video"):
@@ -606,17 +505,23 @@ def main() -> None:
         for r in llm:
             print(f"| {r['run']} | {r['batch']} x {r['mean_len']} | {r['tokens_per_s']} | {r['samples_per_s']} "
                   f"| {r['mfu_pct']} | {r['executed_util_pct']} | {r['peak_gib']} |")  # fmt: skip
-        if len(llm) == 2:
-            ratio = llm[0]["tokens_per_s"] / llm[1]["tokens_per_s"]
+        base = [r for r in llm if r["run"] == "plain PEFT loop"]
+        if base:
+            ratio = llm[0]["tokens_per_s"] / base[0]["tokens_per_s"]
             report["toolkit_vs_baseline"] = round(ratio, 3)
             print(f"toolkit / plain loop (real tokens/s, = MFU ratio): {ratio:.3f}x")
+        if args.ablate_lora_casts:
+            ratio = llm[0]["tokens_per_s"] / llm[1]["tokens_per_s"]
+            report["toolkit_vs_casts_kept"] = round(ratio, 3)
+            print(f"toolkit / toolkit with LoRA input casts kept: {ratio:.3f}x")
         speed = llm[0].get("speed_settings")
         if speed:
             plan = speed.get("checkpointing_plan") or {}
             print(f"toolkit settings: attention {speed['attn_implementation']}, padding-free {speed['padding_free']}, "
                   f"sampling {speed['train_sampling_strategy']}, checkpointing {speed['gradient_checkpointing']}"
                   f" ({plan.get('reason', 'no GPU memory to plan with: TRL default')}), liger {speed['use_liger_kernel']}, "
-                  f"LoRA dropout {speed['lora_dropout']}, LM head: {llm[0]['lm_head_positions']}")  # fmt: skip
+                  f"LoRA dropout {speed['lora_dropout']}, LM head: {llm[0]['lm_head_positions']}, LoRA input casts "
+                  f"{speed.get('lora_input_casts')}")  # fmt: skip
         eq = llm[0].get("equivalence")
         if eq:
             print(f"varlen vs padded SDPA ({eq['dtype']}, {eq['rows']} rows): loss {eq['loss_padding_free']:.5f} vs "

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torch.profiler import record_function
+
 from mmla.eval.adapters.base import ModelAdapter
 from mmla.eval.cache import PredictionWriter
 from mmla.eval.parsing import parse_answer
@@ -87,7 +89,8 @@ def _score_batch(
     """Score one batch; in generate mode it may mix tasks, in rank mode it holds one task (one label set)."""
     from mmla.eval.scoring import generate_answers, rank_scores
 
-    inputs = adapter.build_inputs([s.messages for s in batch], videos, padding_side="left")
+    with record_function("mmla.eval.build_inputs"):
+        inputs = adapter.build_inputs([s.messages for s in batch], videos, padding_side="left")
     packed = {"prefill": prefill} if prefill is not None and prefill.packed else {}  # padded: the plain call
     rows = []
     if settings.mode == "generate":

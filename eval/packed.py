@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 
 logger = logging.getLogger(__name__)
 
@@ -410,6 +411,7 @@ def _to(seg: PackedSegments, dev: torch.device) -> PackedSegments:
                           seg.max_k, index_k)  # fmt: skip
 
 
+@record_function("mmla.packed.prefill")
 def _run(adapter: Any, plan: _Plan, prefill: Prefill, keep: torch.Tensor | int) -> tuple[torch.Tensor, Any]:
     """The prefix forward (if any) and the packed forward; returns (kept logits, the padded DynamicCache)."""
     from transformers import DynamicCache
@@ -456,12 +458,13 @@ def packed_generate(adapter: Any, inputs: Any, prefill: Prefill, *, max_new_toke
     plan = _plan(ids, mask, drop_last=1, extra=None, share=prefill.share_prefix)
     _, cache = _run(adapter, plan, prefill, keep=1)
     ids, mask = ids.to(dev), mask.to(dev)
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        **greedy_kwargs(adapter, max_new_tokens),
-        **cache_kwargs(model, cache, "prepare_inputs_for_generation"),
-    )
+    with record_function("mmla.packed.decode"):
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            **greedy_kwargs(adapter, max_new_tokens),
+            **cache_kwargs(model, cache, "prepare_inputs_for_generation"),
+        )
     return out[:, ids.shape[1] :]
 
 

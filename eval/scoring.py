@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from torch.profiler import record_function
 from transformers import BatchEncoding
 
 from mmla.eval.adapters.base import ModelAdapter
@@ -128,62 +129,84 @@ def rank_scores(
     """
     if not adapter.shares_prompt_cache:
         return rank_scores_full(adapter, inputs, candidates)
-    model, dev = adapter.model, adapter.device
-    bsz, n_cand = inputs["input_ids"].shape[0], len(candidates)
+    dev = adapter.device
+    bsz = inputs["input_ids"].shape[0]
     k = _common_prefix(candidates)
     shared = torch.tensor(list(candidates[0][:k]), dtype=torch.long, device=dev)
-    continuation = getattr(adapter, "continuation_positions", None)
-    if _packs(prefill, inputs) and continuation is None:
-        from mmla.eval.packed import packed_prompt_forward
+    with record_function("mmla.rank.prompt"):
+        if _packs(prefill, inputs) and getattr(adapter, "continuation_positions", None) is None:
+            from mmla.eval.packed import packed_prompt_forward
 
-        logits, cache, mask, last = packed_prompt_forward(adapter, inputs, candidates[0][:k], prefill)
-    else:
-        ids, mask = inputs["input_ids"].to(dev), inputs["attention_mask"].to(dev)
-        if k:
-            ids = torch.cat([ids, shared.to(ids.dtype).expand(bsz, k)], 1)
-            mask = torch.cat([mask, mask.new_ones(bsz, k)], 1)
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        # The prompt's other inputs (audio features, frames: audio/Omni families) go into the prompt's one forward.
-        # M-RoPE families (continuation_positions) place the prompt themselves; the labels continue from there.
-        extras = {key: val.to(dev) if isinstance(val, torch.Tensor) else val for key, val in inputs.items()
-                  if key not in ("input_ids", "attention_mask")}  # fmt: skip
-        if continuation is None:
-            extras["position_ids"] = pos
-        out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=k + 1, **extras)
-        logits = out.logits[:, -(k + 1) :]  # (B, k+1, V): position j predicts shared[j]; the last the first label
-        cache = cache_of(out)
-        last = pos[:, -1]
-        del out
+            logits, cache, mask, last = packed_prompt_forward(adapter, inputs, candidates[0][:k], prefill)
+        else:
+            logits, cache, mask, last = _prompt_forward(adapter, inputs, shared)
     score = _token_logprobs(logits[:, :k], shared.expand(bsz, k)).sum(-1) if k else logits.new_zeros(bsz).float()
     suffixes = [list(c[k:]) for c in candidates]
     first = torch.tensor([s[0] for s in suffixes], device=dev)
     scores = score[:, None] + _choice_logprobs(logits[:, -1], first)
-    m = max(len(s) for s in suffixes)
-    if m == 1:
+    # Only labels with more than one label-specific token need another forward; the others are scored already.
+    multi = [j for j, s in enumerate(suffixes) if len(s) > 1]
+    if not multi:
         return scores.cpu()
-    # Label-specific tokens after the first: run them once per (sample, label) on the expanded prompt cache.
+    with record_function("mmla.rank.label_tails"):
+        scores[:, multi] += _label_tails(adapter, cache, mask, last, [suffixes[j] for j in multi], max_rows)
+    return scores.cpu()
+
+
+def _prompt_forward(adapter: ModelAdapter, inputs: BatchEncoding, shared: torch.Tensor
+                    ) -> tuple[torch.Tensor, object, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The padded prompt forward followed by the ``k`` target tokens all labels share: the logits of the last
+    ``k + 1`` positions ``(B, k + 1, V)``, the cache, its padding mask and each row's last position."""
+    model, dev = adapter.model, adapter.device
+    ids, mask = inputs["input_ids"].to(dev), inputs["attention_mask"].to(dev)
+    bsz, k = ids.shape[0], shared.numel()
+    if k:
+        ids = torch.cat([ids, shared.to(ids.dtype).expand(bsz, k)], 1)
+        mask = torch.cat([mask, mask.new_ones(bsz, k)], 1)
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    # The prompt's other inputs (audio features, frames: audio/Omni families) go into the prompt's one forward.
+    # M-RoPE families (continuation_positions) place the prompt themselves; the labels continue from there.
+    extras = {key: val.to(dev) if isinstance(val, torch.Tensor) else val for key, val in inputs.items()
+              if key not in ("input_ids", "attention_mask")}  # fmt: skip
+    if getattr(adapter, "continuation_positions", None) is None:
+        extras["position_ids"] = pos
+    out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=k + 1, **extras)
+    logits = out.logits[:, -(k + 1) :]  # (B, k+1, V): position j predicts shared[j]; the last the first label
+    return logits, cache_of(out), mask, pos[:, -1]
+
+
+def _label_tails(adapter: ModelAdapter, cache: object, mask: torch.Tensor, last: torch.Tensor,
+                 suffixes: Sequence[Sequence[int]], max_rows: int) -> torch.Tensor:  # fmt: skip
+    """Log-prob of each suffix's tokens after its first, continuing each prompt's cache: ``(batch, len(suffixes))``.
+
+    One row per (sample, suffix), padded to the longest suffix: only multi-token labels reach here, so the rows and
+    the cache copies number the samples times those labels (a few), not times the whole label set.
+    """
+    model, dev = adapter.model, adapter.device
+    continuation = getattr(adapter, "continuation_positions", None)
+    bsz, n_lab, m = mask.shape[0], len(suffixes), max(len(s) for s in suffixes)
     pad = adapter.pad_token_id
-    suf = torch.tensor([s + [pad] * (m - len(s)) for s in suffixes], device=dev)  # (L, m)
+    suf = torch.tensor([list(s) + [pad] * (m - len(s)) for s in suffixes], device=dev)  # (n_lab, m)
     suf_mask = torch.tensor([[1] * len(s) + [0] * (m - len(s)) for s in suffixes], device=dev)
     tails = []
     # At most `max_rows` (sample, label) rows at a time: the expanded cache is a copy per label.
-    step = max(1, max_rows // n_cand)
+    step = max(1, max_rows // n_lab)
     for b0 in range(0, bsz, step):
         rows = slice(b0, min(b0 + step, bsz))
         nb = rows.stop - rows.start
-        sub = _expand_cache(cache, rows, n_cand, whole=(nb == bsz))
-        feed = suf[:, :-1].repeat(nb, 1)  # (nb*L, m-1), row b*L + l
-        feed_mask = torch.cat([mask[rows].repeat_interleave(n_cand, 0), suf_mask[:, :-1].repeat(nb, 1)], 1)
-        feed_pos = last[rows, None].repeat_interleave(n_cand, 0) + 1 + torch.arange(m - 1, device=dev)
+        sub = _expand_cache(cache, rows, n_lab, whole=(nb == bsz))
+        feed = suf[:, :-1].repeat(nb, 1)  # (nb*n_lab, m-1), row b*n_lab + l
+        feed_mask = torch.cat([mask[rows].repeat_interleave(n_lab, 0), suf_mask[:, :-1].repeat(nb, 1)], 1)
+        feed_pos = last[rows, None].repeat_interleave(n_lab, 0) + 1 + torch.arange(m - 1, device=dev)
         if continuation is not None:
-            feed_pos = continuation(feed_pos, rows, n_cand)
-        out2 = model(
+            feed_pos = continuation(feed_pos, rows, n_lab)
+        out = model(
             input_ids=feed, attention_mask=feed_mask, position_ids=feed_pos, use_cache=True, **cache_kwargs(model, sub)
         )
-        lp = _token_logprobs(out2.logits, suf[:, 1:].repeat(nb, 1)) * suf_mask[:, 1:].repeat(nb, 1)
-        tails.append(lp.sum(-1).view(nb, n_cand))
-        del out2, sub
-    return (scores + torch.cat(tails, 0)).cpu()
+        lp = _token_logprobs(out.logits, suf[:, 1:].repeat(nb, 1)) * suf_mask[:, 1:].repeat(nb, 1)
+        tails.append(lp.sum(-1).view(nb, n_lab))
+        del out, sub
+    return torch.cat(tails, 0)
 
 
 def _expand_cache(cache: object, rows: slice, repeats: int, *, whole: bool) -> object:

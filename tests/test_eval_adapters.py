@@ -71,6 +71,34 @@ def test_rank_with_shared_prompt_cache_equals_full_forwards(factory, tok) -> Non
     torch.testing.assert_close(alone[0], shared[0], atol=1e-4, rtol=1e-4)
 
 
+def test_rank_runs_label_tails_only_for_multi_token_labels(tok) -> None:
+    """The second forward holds one row per (sample, label whose suffix has 2+ tokens), padded to the longest such
+    suffix; single-token labels are scored from the prompt forward's logits alone."""
+    ad = adapter_for(tiny_qwen2(len(tok), seed=1), tok)
+    inputs = ad.build_inputs(_msgs(["hi", "I am so sorry about that, really", "thanks"]))
+    cands = candidate_token_ids(ad, [build_target(MINTREC, lab) for lab in MINTREC.labels])
+    k = next(i for i in range(min(map(len, cands))) if len({c[i] for c in cands}) > 1)  # shared target tokens
+    multi = [c for c in cands if len(c) - k > 1]
+    assert 0 < len(multi) < len(cands)  # the label set mixes both kinds
+    fed = []
+    hook = ad.model.register_forward_pre_hook(lambda m, a, kw: fed.append(tuple(kw["input_ids"].shape)),
+                                              with_kwargs=True)  # fmt: skip
+    try:
+        shared = rank_scores(ad, inputs, cands)
+    finally:
+        hook.remove()
+    assert fed[1:] == [(3 * len(multi), max(len(c) - k for c in multi) - 1)]
+    torch.testing.assert_close(shared, rank_scores_full(ad, inputs, cands), atol=1e-4, rtol=1e-4)
+    # single-token labels only: no second forward
+    fed.clear()
+    hook = ad.model.register_forward_pre_hook(lambda m, a, kw: fed.append(1), with_kwargs=True)
+    try:
+        rank_scores(ad, inputs, [c for c in cands if len(c) - k == 1])
+    finally:
+        hook.remove()
+    assert len(fed) == 1
+
+
 def test_generate_is_deterministic_and_batch_invariant(tok) -> None:
     ad = adapter_for(tiny_llama(len(tok), seed=2), tok)
     msgs = _msgs(["hi", "a longer sentence here to force padding"])

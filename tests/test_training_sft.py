@@ -507,8 +507,15 @@ def test_automatic_attention_where_varlen_runs(tiny_lm: Path, sample_release: Pa
     trainer = build_trainer(*parse_args(argv), argv)[0]
     assert trainer.mmla_speed["weights_dtype"] == "bfloat16"
     assert trainer.mmla_speed["attn_implementation"] == "mmla_varlen"
+    assert trainer.mmla_speed["lora_input_casts"].startswith("skipped under autocast")  # training/lora_casts.py
     assert trainer.args.padding_free and trainer.args.train_sampling_strategy == "random"
+    from peft.tuners.lora import Linear as LoraLinear
+
+    casts = []  # the switch as each LoRA layer sees it in the Trainer's passes: off, since they run under autocast
+    for layer in [m for m in trainer.model.modules() if isinstance(m, LoraLinear)]:
+        layer.register_forward_pre_hook(lambda m, a: casts.append(m.cast_input_dtype_enabled))
     trainer.train()
+    assert casts and not any(casts)
     assert trainer.state.global_step == 1 and trainer.state.log_history[-1]["train_loss"] > 0
     argv = _args(tiny_lm, sample_release, tmp_path / "fp32", *steps)
     fp32 = build_trainer(*parse_args(argv), argv)[0]

@@ -356,6 +356,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
     from mmla.training.callbacks import MMLAAccuracyCallback
     from mmla.training.config import training_modalities
     from mmla.training.data import load_training_data
+    from mmla.training.lora_casts import skip_lora_input_casts_under_autocast
 
     set_seed(sft_args.seed)
     explicit = explicit_options(argv)
@@ -480,6 +481,10 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         peft_config=peft_config,
         callbacks=callbacks,
     )
+    # Under mixed precision, PEFT's fp32 casts of LoRA inputs are undone by autocast (training/lora_casts.py).
+    # DeepSpeed/FSDP cast the adapter with the model, so there is nothing to skip.
+    distributed_casts = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
+    skipped_casts = 0 if distributed_casts else skip_lora_input_casts_under_autocast(trainer.model)
     trainer.mmla_tasks = [t.key for t in data.tasks]  # for the final report
     trainer.mmla_modalities = list(shows)  # what the model was shown (run_config.json; results.json has it too)
     trainer.mmla_speed = {  # what the automatic choices gave (run_config.json)
@@ -491,6 +496,7 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         "use_liger_kernel": bool(sft_args.use_liger_kernel),
         "lora_dropout": model_args.lora_dropout,
         "weights_dtype": str(next(adapter.model.parameters()).dtype).removeprefix("torch."),
+        "lora_input_casts": f"skipped under autocast ({skipped_casts} layers)" if skipped_casts else "kept",
     }
     if acc_cb is not None:
         acc_cb.trainer = trainer  # generation on the unwrapped (ZeRO-3: gathered) model; metrics via trainer.log
