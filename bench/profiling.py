@@ -71,24 +71,27 @@ class StepProfiler:
 
     def _write(self, wall: float) -> dict[str, Any]:
         totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        # The code's own record_function ranges (mmla.*): host wall time and calls, and the span of their GPU work
+        # (a range shows on the GPU timeline too, as an annotation: never counted as a kernel).
+        ranges: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0.0])
+        for e in self.prof.events():
+            if e.name.startswith("mmla."):
+                on_gpu = e.device_type == _cuda_type()
+                ranges[e.name][2 if on_gpu else 0] += e.time_range.elapsed_us()
+                ranges[e.name][1] += 0 if on_gpu else 1
         if self.cuda:
             for e in self.prof.events():
-                if e.device_type == _cuda_type():
+                if e.device_type == _cuda_type() and not (e.name in ranges or getattr(e, "is_user_annotation", False)):
                     totals[e.name][0] += e.time_range.elapsed_us()
                     totals[e.name][1] += 1
             unit = "CUDA"
         else:
             for e in self.prof.key_averages():
-                if e.self_cpu_time_total > 0:
+                if e.self_cpu_time_total > 0 and e.key not in ranges:
                     totals[e.key][0] += e.self_cpu_time_total
                     totals[e.key][1] += e.count
             unit = "CPU (self)"
         busy_us = sum(t for t, _ in totals.values())
-        ranges: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        for e in self.prof.events():  # the code's own record_function ranges (mmla.*): host wall time, calls
-            if e.name.startswith("mmla.") and e.device_type != _cuda_type():
-                ranges[e.name][0] += e.time_range.elapsed_us()
-                ranges[e.name][1] += 1
         rows = sorted(totals.items(), key=lambda kv: -kv[1][0])
         cats: dict[str, float] = defaultdict(float)
         for name, (t, _) in rows:
@@ -105,8 +108,9 @@ class StepProfiler:
                 name: {
                     "ms_per_step": round(t / 1e3 / max(1, self.steps), 2),
                     "calls_per_step": round(n / max(1, self.steps), 1),
+                    **({"gpu_span_ms_per_step": round(g / 1e3 / max(1, self.steps), 2)} if self.cuda else {}),
                 }
-                for name, (t, n) in sorted(ranges.items())
+                for name, (t, n, g) in sorted(ranges.items())
             },
             "top": [
                 {
@@ -129,8 +133,11 @@ class StepProfiler:
             *(f"| {c} | {s} |" for c, s in summary["categories"].items()),
             "",
             *(
-                ["| range (host wall) | ms/step | calls/step |", "|---|---:|---:|"]
-                + [f"| `{n}` | {r['ms_per_step']} | {r['calls_per_step']} |" for n, r in summary["ranges"].items()]
+                ["| range | host wall ms/step | GPU span ms/step | calls/step |", "|---|---:|---:|---:|"]
+                + [
+                    f"| `{n}` | {r['ms_per_step']} | {r.get('gpu_span_ms_per_step', '-')} | {r['calls_per_step']} |"
+                    for n, r in summary["ranges"].items()
+                ]
                 + [""]
                 if summary["ranges"]
                 else []
