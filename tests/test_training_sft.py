@@ -520,6 +520,7 @@ def test_automatic_attention_where_varlen_runs(tiny_lm: Path, sample_release: Pa
     argv = _args(tiny_lm, sample_release, tmp_path / "fp32", *steps)
     fp32 = build_trainer(*parse_args(argv), argv)[0]
     assert fp32.mmla_speed["weights_dtype"] == "float32"  # no BF16 here: float32 weights, as the user would expect
+    assert fp32.mmla_speed["lora_input_casts"] == "kept"  # no autocast, nothing to skip
     assert fp32.mmla_speed["attn_implementation"] == "sdpa" and fp32.model.config._attn_implementation == "sdpa"
     assert not fp32.args.padding_free and fp32.args.train_sampling_strategy == "group_by_length"
 

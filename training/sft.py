@@ -482,9 +482,9 @@ def build_trainer(mmla_args: Any, sft_args: Any, model_args: Any, argv: Sequence
         callbacks=callbacks,
     )
     # Under mixed precision, PEFT's fp32 casts of LoRA inputs are undone by autocast (training/lora_casts.py).
-    # DeepSpeed/FSDP cast the adapter with the model, so there is nothing to skip.
-    distributed_casts = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
-    skipped_casts = 0 if distributed_casts else skip_lora_input_casts_under_autocast(trainer.model)
+    # DeepSpeed/FSDP cast the adapter with the model, so there is nothing to skip; without autocast, neither.
+    autocast = (sft_args.bf16 or sft_args.fp16) and not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled)
+    skipped_casts = skip_lora_input_casts_under_autocast(trainer.model) if autocast else 0
     trainer.mmla_tasks = [t.key for t in data.tasks]  # for the final report
     trainer.mmla_modalities = list(shows)  # what the model was shown (run_config.json; results.json has it too)
     trainer.mmla_speed = {  # what the automatic choices gave (run_config.json)
