@@ -23,6 +23,7 @@ padded runs gave the same answers.
 Usage:
     python bench/eval_speed.py                 # GPU, full shapes (one H100: ~5 min)
     python bench/eval_speed.py --batch-size 1024 --skip-mllm --upstream-samples 0 --json $OUT/eval_speed_packed.json
+    python bench/eval_speed.py --batch-size 1024 --skip-mllm --upstream-samples 0 --profile $OUT/prof  # + profiles
     python bench/eval_speed.py --tiny          # CPU smoke run with tiny shapes
 Prints a compact table; writes the report to --json, else eval_speed.json in $OUT when set.
 """
