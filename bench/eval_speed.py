@@ -313,14 +313,18 @@ def _timed_runs(adapter, data: dict, warm: dict, mode: str, args: argparse.Names
                        show_progress=False, n_bootstrap=0, packed_prefill=packed_prefill)  # fmt: skip
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+
+    def full_pass(tmp: str) -> dict:
+        return evaluate_tasks(adapter, list(data), data, "test", mode=mode, batch_size=args.batch_size,
+                              output_dir=tmp, show_progress=False, max_new_tokens=args.max_new_tokens,
+                              n_bootstrap=0, packed_prefill=packed_prefill)  # fmt: skip
+
     runs, n = [], sum(len(r) for r in data.values())
     for _ in range(2):  # cold: first pass at full batch shapes (allocator growth, kernel choice); warm: steady
         with tempfile.TemporaryDirectory() as tmp:
             sync(device)
             t0 = time.perf_counter()
-            out = evaluate_tasks(adapter, list(data), data, "test", mode=mode, batch_size=args.batch_size,
-                                 output_dir=tmp, show_progress=False, max_new_tokens=args.max_new_tokens,
-                                 n_bootstrap=0, packed_prefill=packed_prefill)  # fmt: skip
+            out = full_pass(tmp)
             sync(device)
             runs.append(time.perf_counter() - t0)
             preds = {k: read_predictions(Path(tmp, "predictions", f"{k}.jsonl"), repair=False) for k in data}
@@ -331,9 +335,7 @@ def _timed_runs(adapter, data: dict, warm: dict, mode: str, args: argparse.Names
         prof = StepProfiler(f"eval_{mode}", Path(profile), device.startswith("cuda"))
         with tempfile.TemporaryDirectory() as tmp:
             prof.start()
-            evaluate_tasks(adapter, list(data), data, "test", mode=mode, batch_size=args.batch_size, output_dir=tmp,
-                           show_progress=False, max_new_tokens=args.max_new_tokens, n_bootstrap=0,
-                           packed_prefill=packed_prefill)  # fmt: skip
+            full_pass(tmp)
             prof.stop(1)
     dt = runs[1]
     fig = {"samples_per_s": round(n / dt, 2), "seconds": round(dt, 2), "cold_samples_per_s": round(n / runs[0], 2),

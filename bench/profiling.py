@@ -74,16 +74,16 @@ class StepProfiler:
         # The code's own record_function ranges (mmla.*): host wall time and calls, and the span of their GPU work
         # (a range shows on the GPU timeline too, as an annotation: never counted as a kernel).
         ranges: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0.0])
-        for e in self.prof.events():
+        cuda = _cuda_type()
+        for e in self.prof.events():  # one pass: the ranges, and (CUDA) the kernels
+            on_gpu = e.device_type == cuda
             if e.name.startswith("mmla."):
-                on_gpu = e.device_type == _cuda_type()
                 ranges[e.name][2 if on_gpu else 0] += e.time_range.elapsed_us()
                 ranges[e.name][1] += 0 if on_gpu else 1
+            elif self.cuda and on_gpu and not getattr(e, "is_user_annotation", False):
+                totals[e.name][0] += e.time_range.elapsed_us()
+                totals[e.name][1] += 1
         if self.cuda:
-            for e in self.prof.events():
-                if e.device_type == _cuda_type() and not (e.name in ranges or getattr(e, "is_user_annotation", False)):
-                    totals[e.name][0] += e.time_range.elapsed_us()
-                    totals[e.name][1] += 1
             unit = "CUDA"
         else:
             for e in self.prof.key_averages():

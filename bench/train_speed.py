@@ -241,9 +241,10 @@ def bench_toolkit(args: argparse.Namespace, cfg: Any, out_dir: Path, keep_lora_c
     with (
         _patched(os.environ, RANDOM_INIT_ENV, "1"),
         _patched(data_mod, "load_training_data", fake_data),
-        _patched(lora_casts, "skip_lora_input_casts_under_autocast",
-                 (lambda model: 0) if keep_lora_casts else lora_casts.skip_lora_input_casts_under_autocast),
-    ):  # fmt: skip
+        _patched(lora_casts, "skip_lora_input_casts_under_autocast", lambda model: 0)
+        if keep_lora_casts
+        else contextlib.nullcontext(),
+    ):
         mmla_args, sft_args, model_args = parse_args(argv)
         sft_args.include_num_input_tokens_seen = "non_padding"  # real tokens only (the CLI takes only true/false)
         trainer, _, _ = build_trainer(mmla_args, sft_args, model_args, argv)
